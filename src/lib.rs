@@ -1,0 +1,1 @@
+//! code-executor: a Linux-native process sandbox for untrusted, AI-written code.

@@ -298,7 +298,13 @@ impl Policy {
         let raw: PolicyFile = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .map(|s| {
+                    text.as_bytes()[..s.start.min(text.len())]
+                        .iter()
+                        .filter(|b| **b == b'\n')
+                        .count()
+                        + 1
+                })
                 .unwrap_or(1);
             PolicyError::Parse {
                 file: file.to_string(),

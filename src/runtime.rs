@@ -228,7 +228,10 @@ mod tests {
         assert_eq!(r.install, r.program);
         let e = resolve("no-such-cmd-xyz", OsStr::new("/usr/bin"), Path::new("/")).unwrap_err();
         assert_eq!(e.exit_code(), 127);
-        let e = resolve("/etc/hostname", OsStr::new(""), Path::new("/")).unwrap_err();
+        let t = tempfile::tempdir().unwrap();
+        let plain = t.path().join("plain");
+        std::fs::write(&plain, "data").unwrap();
+        let e = resolve(plain.to_str().unwrap(), OsStr::new(""), Path::new("/")).unwrap_err();
         assert_eq!(e.exit_code(), 126, "{e}");
     }
 

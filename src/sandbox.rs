@@ -164,6 +164,7 @@ impl<'a> Command<'a> {
             &shares,
             policy.limits.tmp_size.0,
             (ids.inner_uid, ids.inner_gid),
+            (ids.host_uid, ids.host_gid),
             etc_files(),
         )
         .map_err(|e| Error::Usage(e.to_string()))?;

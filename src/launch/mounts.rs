@@ -55,6 +55,8 @@ pub struct MountPlan {
     pub ops: Vec<MountOp>,
     /// Policy paths that do not exist on this host (skipped; shown by --explain).
     pub skipped: Vec<PathBuf>,
+    /// The workload's uid and gid on the host, to check that shared paths are usable.
+    pub host_ids: (u32, u32),
 }
 
 /// Why a path cannot be shown inside.
@@ -83,9 +85,13 @@ impl MountPlan {
         shares: &[Share<'_>],
         tmp_size: u64,
         inner_ids: (u32, u32),
+        host_ids: (u32, u32),
         etc_files: Vec<(PathBuf, String)>,
     ) -> Result<MountPlan, PlanError> {
-        let mut plan = MountPlan::default();
+        let mut plan = MountPlan {
+            host_ids,
+            ..MountPlan::default()
+        };
         let mut system = Vec::new();
         let mut user = Vec::new();
         for s in shares {
@@ -152,7 +158,8 @@ impl MountPlan {
         // The user's paths are resolved (symlinks followed) and shown at their real location.
         let real = std::fs::canonicalize(s.path).map_err(|e| bad(e.to_string()))?;
         if s.required {
-            check_user_path(&real).map_err(bad)?;
+            check_user_path(&real).map_err(&bad)?;
+            check_access(&real, self.host_ids, s.writable).map_err(&bad)?;
         }
         if self.covers(&real, s.writable) {
             return Ok(());
@@ -198,6 +205,42 @@ impl MountPlan {
         }
         (ro, rw)
     }
+}
+
+/// The workload runs as an unprivileged host uid (65534 when root starts it): a shared path it
+/// cannot use would fail later with a bare EACCES inside, so say it now, with the fix.
+fn check_access(real: &Path, (uid, gid): (u32, u32), writable: bool) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(real).map_err(|e| e.to_string())?;
+    let mode = m.mode();
+    let bits = if m.uid() == uid {
+        (mode >> 6) & 7
+    } else if m.gid() == gid {
+        (mode >> 3) & 7
+    } else {
+        mode & 7
+    };
+    let need = match (m.is_dir(), writable) {
+        (true, true) => 0o7,
+        (true, false) => 0o5,
+        (false, true) => 0o6,
+        (false, false) => 0o4,
+    };
+    if bits & need == need {
+        return Ok(());
+    }
+    Err(format!(
+        "the sandbox runs as host uid {uid}, which cannot {} it (mode {:o}, owner {}); e.g. `chmod o+{}` it, or chown it to {uid}",
+        if writable { "write" } else { "read" },
+        mode & 0o7777,
+        m.uid(),
+        match (m.is_dir(), writable) {
+            (true, true) => "rwx",
+            (true, false) => "rx",
+            (false, true) => "rw",
+            (false, false) => "r",
+        }
+    ))
 }
 
 /// Paths a user may not share: the whole host, or the sandbox's own special trees.

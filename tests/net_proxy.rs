@@ -215,7 +215,7 @@ async fn hosts_outside_the_allowlist_get_403_and_a_refusal_record() {
     let cases = [
         format!("CONNECT 127.0.0.1:{other_port} HTTP/1.1\r\n\r\n"),
         format!("GET http://127.0.0.2:{port}/ HTTP/1.1\r\n\r\n"),
-        format!("CONNECT api.github.com:443 HTTP/1.1\r\n\r\n"),
+        "CONNECT api.github.com:443 HTTP/1.1\r\n\r\n".to_string(),
         format!("CONNECT localhost:{port} HTTP/1.1\r\n\r\n"),
     ];
     for req in &cases {

@@ -18,6 +18,9 @@ use code_executor::net::proxy::EgressProxy;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 
+/// One way of downloading, returning MB/s.
+type Run<'a> = Box<dyn Fn() -> Result<f64> + 'a>;
+
 /// Serves `bytes` bytes of body to every request, one request per connection.
 fn server(bytes: u64) -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -96,7 +99,7 @@ fn main() -> Result<()> {
     let get_origin = format!("GET /big HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n");
     let get_absolute = format!("GET http://127.0.0.1:{port}/big HTTP/1.1\r\n\r\n");
     let connect = format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n{get_origin}");
-    let runs: [(&str, Box<dyn Fn() -> Result<f64>>); 4] = [
+    let runs: [(&str, Run); 4] = [
         (
             "direct (TCP to the server)",
             Box::new(|| {

@@ -358,6 +358,18 @@ async fn a_silent_client_is_dropped_after_the_header_timeout() {
         String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"),
         "{out:?}"
     );
+    // A client that sends nothing at all is dropped the same way.
+    let mut mute = UnixStream::connect(&f.socket).await.expect("connect");
+    let mut out = Vec::new();
+    tokio::time::timeout(LIMIT, mute.read_to_end(&mut out))
+        .await
+        .expect("dropped in time")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&out).starts_with("HTTP/1.1 408"),
+        "{out:?}"
+    );
+    assert!(f.proxy.decisions().is_empty(), "no request, no decision");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,6 +452,12 @@ async fn shutdown_closes_open_tunnels_and_the_listener() {
         "listener closed"
     );
     f.proxy.shutdown().await; // idempotent
+    let taken = f.proxy.take_decisions();
+    assert_eq!(taken.len(), 3);
+    assert!(f.proxy.decisions().is_empty());
+    let json = serde_json::to_value(&taken[0]).expect("serialise");
+    assert_eq!(json["address"], "127.0.0.1");
+    assert_eq!(json["allowed"], true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::pattern::{Host, NetPolicy};
 
-/// One decision about one connection, for the audit log and the run report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One decision about one connection, for the audit log and the run report (serialises as
+/// `{"host", "port", "address", "allowed", "reason"}`, `address` a string or null).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConnectionDecision {
     /// The requested host as the client wrote it (normalised; IPv6 in brackets).
     pub host: String,
@@ -48,7 +49,8 @@ pub struct ConnectionDecision {
 /// Tunables; the defaults suit production, tests shorten the timeouts.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// How long a client has to send its complete request head before it is dropped.
+    /// How long a client has to send its complete request head; then it gets 408 and is
+    /// dropped, so a silent or trickling client cannot hold a connection slot.
     pub header_timeout: Duration,
     /// Largest request line plus headers accepted (431 beyond).
     pub max_head_bytes: usize,
@@ -155,6 +157,10 @@ impl EgressProxy {
     /// Starts listening on `socket_path` (mode 0666, so the sandbox's unprivileged uid can
     /// connect; the caller controls access through the directory it lives in). Must be called
     /// within a Tokio runtime; the proxy runs on it until shut down or dropped.
+    ///
+    /// `sink` is called on a runtime worker thread for every decision, as it is made: keep it
+    /// quick (append to a log, send on a channel). An established tunnel has no idle timeout;
+    /// the run's end ([`EgressProxy::shutdown`]) closes it.
     pub fn start_with_config(
         socket_path: &Path,
         policy: NetPolicy,
@@ -216,6 +222,12 @@ impl EgressProxy {
     /// Every decision so far, in order (a copy; the proxy keeps recording).
     pub fn decisions(&self) -> Vec<ConnectionDecision> {
         lock(&self.shared.decisions).clone()
+    }
+
+    /// Takes the decisions recorded so far, leaving the list empty (for the run report at the
+    /// end of a run, after [`EgressProxy::shutdown`]).
+    pub fn take_decisions(&self) -> Vec<ConnectionDecision> {
+        std::mem::take(&mut *lock(&self.shared.decisions))
     }
 
     /// The run ended: stop accepting, close every connection and tunnel at once, wait until they

@@ -457,7 +457,9 @@ impl NetPolicy {
     }
 
     /// A policy written by the operator (the server's ceiling, or a CLI flag): explicit patterns
-    /// reach the non-public addresses they name.
+    /// reach the non-public addresses they name. Never build a run's policy this way from what
+    /// a client *requested*; that is [`narrow`]'s job, which keeps the operator in charge of
+    /// which private addresses are reachable.
     pub fn from_patterns(patterns: impl IntoIterator<Item = HostPattern>) -> NetPolicy {
         NetPolicy {
             rules: patterns

@@ -14,6 +14,7 @@
 //! the user reads which step failed, why, and how to fix it.
 
 pub mod caps;
+pub mod egress;
 mod init;
 pub mod landlock;
 pub mod mounts;
@@ -138,6 +139,8 @@ pub struct LaunchSpec {
     pub ids: Ids,
     pub hostname: String,
     pub timeout: Duration,
+    /// Start the egress forwarder inside (the run was granted network hosts).
+    pub egress: bool,
     /// CPUs the workload may run on, so runtimes that size thread pools by CPU count stay
     /// under the task limit on many-core hosts.
     pub max_cpus: usize,

@@ -126,7 +126,7 @@ impl<'a> Command<'a> {
         let host_path = std::env::var_os("PATH").unwrap_or_else(|| BASE_PATH.into());
         let resolved = runtime::resolve(&self.program, &host_path, &cwd)?;
         let runtime = policy.runtime.or(resolved.runtime);
-        let ids = Ids::for_current_user();
+        let ids = Ids::for_current_user()?;
 
         let mut shares = Vec::new();
         for p in &policy.filesystem.read_only {

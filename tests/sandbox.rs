@@ -725,3 +725,48 @@ fn doctor_passes_here() {
         "{text}"
     );
 }
+
+#[test]
+fn killing_sandbox_run_kills_the_whole_run() {
+    // The kernel clears the parent-death signal at a uid change; this failed before the init
+    // re-armed it after its own.
+    let marker = format!("{}.777", 400 + std::process::id() % 97);
+    let mut child = std::process::Command::new(SANDBOX_RUN)
+        .args([
+            "--timeout",
+            "60",
+            "--",
+            "/bin/sh",
+            "-c",
+            &format!("/bin/sleep {marker} & /bin/sleep {marker}"),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while host_processes_of(65534)
+        .iter()
+        .filter(|p| p.contains(&marker))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "the workload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = host_processes_of(65534)
+            .into_iter()
+            .filter(|p| p.contains(&marker) || p.contains("sandbox-run --timeout 60"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "survivors after SIGKILL of sandbox-run: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -18,7 +18,6 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
         Ok(1) => {}
         _ => exit(125),
     }
-    drop(sync_r);
     let fail = |e: SetupError| -> ! {
         send(&msg_w, &ChildMsg::Error(e));
         exit(125)
@@ -46,6 +45,15 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
             format!("switch to the mapped id {uid}: {e}"),
         ));
     }
+    // The kernel clears the parent-death signal when credentials change: arm it again, then
+    // make sure H did not die in between (it holds the sync pipe's write end until we exit,
+    // so a hang-up on our end means it is gone).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    if helper_gone(&sync_r) {
+        exit(125);
+    }
+    drop(sync_r);
 
     let newroot = Path::new("/tmp");
     if let Err(e) = mounts::build_root(&spec.mounts, &sources, newroot) {
@@ -112,6 +120,18 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
             exit(code);
         }
     }
+}
+
+/// True when the write end of the sync pipe (held by H) is closed.
+fn helper_gone(sync_r: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(sync_r),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
 fn exit(code: i32) -> ! {

@@ -41,6 +41,9 @@ pub(super) fn main(spec: &LaunchSpec, msg_w: &OwnedFd) -> ! {
             format!("setresuid({uid}): {e}"),
         ));
     }
+    // Cleared by the uid change above; armed again (I's death also ends the PID namespace).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
     if let Err(e) = caps::clear_and_verify() {
         fail(SetupError::new(Step::Capabilities, e));
     }

@@ -324,38 +324,51 @@ def group_i386():
 
 
 def group_fs():
-    # ARGS: a host directory shared read-only (holds file `victim`), or "-".
-    shared = ARGS[0] if ARGS and ARGS[0] != "-" else None
-    rw = "/workspace" if MODE == "sandbox" else ARGS[1]
-    ro_file = "/usr/bin/env"
-    attempt("fs:write_usr", lambda: os.close(os.open("/usr/bin/escape-probe", os.O_WRONLY | os.O_CREAT, 0o755)))
-    attempt("fs:truncate_usr_file", lambda: os.truncate(ro_file, 0) if MODE == "sandbox" else "skipped bare")
+    # ARGS: shared dir (holds `victim`; --allow-read in the sandbox), scratch dir (bare only),
+    # host unix socket path, host abstract name, host loopback TCP port.
+    # Bare, the "read-only" targets are copies in the scratch dir, so the baseline shows each
+    # operation works on a writable file system without touching the host's /usr or /.
+    shared = ARGS[0]
+    if MODE == "sandbox":
+        rw, usr, root, tmp = "/workspace", "/usr/bin", "/", "/tmp"
+    else:
+        import shutil
+        rw = ARGS[1] + "/rw"
+        usr = ARGS[1] + "/usr"
+        root = ARGS[1] + "/root"
+        tmp = ARGS[1] + "/tmp"
+        for d in (rw, usr, root, tmp):
+            os.makedirs(d, exist_ok=True)
+        shutil.copy("/usr/bin/env", usr + "/env")
+    ro_file = usr + "/env"
+    attempt("fs:write_usr", lambda: os.close(os.open(usr + "/escape-probe", os.O_WRONLY | os.O_CREAT, 0o755)))
+    attempt("fs:truncate_usr_file", lambda: os.truncate(ro_file, 0))
     attempt("fs:hardlink_usr_to_rw", lambda: os.link(ro_file, rw + "/hl"))
-    attempt("fs:rename_usr_to_rw", lambda: os.rename(ro_file, rw + "/mv") if MODE == "sandbox" else "skipped bare")
-    attempt("fs:symlink_in_rw_to_usr", lambda: os.symlink("/usr/bin", rw + "/usrlink"))
-    attempt("fs:write_through_symlink", lambda: os.close(os.open(rw + "/usrlink/escape-probe", os.O_WRONLY | os.O_CREAT, 0o755)))
-    attempt("fs:write_etc_passwd", lambda: os.close(os.open("/etc/passwd", os.O_WRONLY | os.O_APPEND)) if MODE == "sandbox" else "skipped bare")
+    attempt("fs:rename_usr_to_rw", lambda: os.rename(ro_file, rw + "/mv"))
+    attempt("fs:symlink_in_rw_to_usr", lambda: os.symlink(usr, rw + "/usrlink"))
+    attempt("fs:write_through_symlink", lambda: os.close(os.open(rw + "/usrlink/escape-probe2", os.O_WRONLY | os.O_CREAT, 0o755)))
     attempt("fs:mknod_chr", lambda: os.mknod(rw + "/null2", 0o20666, os.makedev(1, 3)))
     attempt("fs:mknod_blk", lambda: os.mknod(rw + "/vda", 0o60666, os.makedev(254, 0)))
-    attempt("fs:mkdir_root", lambda: os.mkdir("/escape-probe"))
-    attempt("fs:proc_sys_write", lambda: os.close(os.open("/proc/sys/kernel/hostname", os.O_WRONLY)) if MODE == "sandbox" else "skipped bare")
-    attempt("fs:sysrq_trigger", lambda: os.close(os.open("/proc/sysrq-trigger", os.O_WRONLY)) if MODE == "sandbox" else "skipped bare")
-    attempt("fs:read_root_home", lambda: os.listdir("/root"))
+    attempt("fs:mkdir_root", lambda: os.mkdir(root + "/escape-probe"))
+    if MODE == "sandbox":
+        attempt("fs:write_etc_passwd", lambda: os.close(os.open("/etc/passwd", os.O_WRONLY | os.O_APPEND)))
+        attempt("fs:proc_sys_write", lambda: os.close(os.open("/proc/sys/kernel/hostname", os.O_WRONLY)))
+        attempt("fs:sysrq_trigger", lambda: os.close(os.open("/proc/sysrq-trigger", os.O_WRONLY)))
+    attempt("fs:read_root_home", lambda: sorted(os.listdir("/root")))
     attempt("fs:read_shadow", lambda: len(open("/etc/shadow", "rb").read()))
-    attempt("fs:sys_absent", lambda: os.listdir("/sys/fs/cgroup"))
-    attempt("fs:setuid_bit_in_tmp", lambda: (open("/tmp/suid", "w").close(), os.chmod("/tmp/suid", 0o4755), os.stat("/tmp/suid").st_mode & 0o4000)[2])
-    if shared:
-        v = shared + "/victim"
-        attempt("fs:shared_write", lambda: os.close(os.open(v, os.O_WRONLY)))
-        attempt("fs:shared_truncate", lambda: os.truncate(v, 0))
-        attempt("fs:shared_unlink", lambda: os.unlink(v))
-        attempt("fs:shared_rename_to_tmp", lambda: os.rename(v, "/tmp/victim-moved"))
-        attempt("fs:shared_hardlink_to_tmp", lambda: os.link(v, "/tmp/victim-link"))
-        attempt("fs:shared_symlink_write", lambda: (os.symlink(v, "/tmp/victim-sym"), os.close(os.open("/tmp/victim-sym", os.O_WRONLY | os.O_TRUNC)))[1])
-        attempt("fs:shared_chmod", lambda: os.chmod(v, 0o777))
-        attempt("fs:shared_create", lambda: os.close(os.open(shared + "/new", os.O_WRONLY | os.O_CREAT, 0o644)))
+    attempt("fs:sys_cgroup", lambda: os.listdir("/sys/fs/cgroup"))
+    attempt("fs:tmp_nosuid", lambda: bool(os.statvfs(tmp).f_flag & os.ST_NOSUID))
+    v = shared + "/victim"
+    attempt("fs:shared_write", lambda: os.close(os.open(v, os.O_WRONLY)))
+    attempt("fs:shared_truncate", lambda: os.truncate(v, 0))
+    attempt("fs:shared_chmod", lambda: os.chmod(v, 0o777))
+    attempt("fs:shared_symlink_write", lambda: (os.symlink(v, tmp + "/victim-sym"), os.close(os.open(tmp + "/victim-sym", os.O_WRONLY | os.O_APPEND)))[1])
+    attempt("fs:shared_hardlink_to_tmp", lambda: os.link(v, tmp + "/victim-link"))
+    attempt("fs:shared_create", lambda: os.close(os.open(shared + "/new", os.O_WRONLY | os.O_CREAT, 0o644)))
+    attempt("fs:shared_rename_to_tmp", lambda: os.rename(v, tmp + "/victim-moved"))
+    attempt("fs:shared_unlink", lambda: os.unlink(v))
     # The host pathname Unix socket (in a host temp dir that is not shared) and abstract socket.
-    if len(ARGS) > 2:
+    if True:
         def conn(addr):
             c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
@@ -377,7 +390,7 @@ def group_fs():
         attempt("net:internet_tcp", lambda: tcp_ext())
         attempt("net:tcp_bind", lambda: tcp_bind())
         attempt("net:udp_internet", lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("1.1.1.1", 53)))
-        attempt("net:interfaces", lambda: [n for _, n in socket.if_nameindex()])
+        attempt("net:interfaces", lambda: sorted(l.split(":")[0].strip() for l in open("/proc/self/net/dev").read().splitlines()[2:]))
 
 
 def tcp_ext():

@@ -72,7 +72,8 @@ pub type Results = HashMap<String, Value>;
 pub fn parse(out: &[u8]) -> Results {
     String::from_utf8_lossy(out)
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        // From the first `{`: on a pty, bare TIOCSTI echoes its injected byte before the JSON.
+        .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
         .filter_map(|v| Some((v.get("a")?.as_str()?.to_string(), v)))
         .collect()
 }

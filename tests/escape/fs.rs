@@ -24,7 +24,8 @@ pub fn runs() -> &'static Runs {
         let scratch = tempfile::tempdir().unwrap();
         for d in [shared.path(), shared_bare.path()] {
             std::fs::write(d.join("victim"), VICTIM).unwrap();
-            std::fs::set_permissions(d.join("victim"), std::fs::Permissions::from_mode(0o666)).unwrap();
+            std::fs::set_permissions(d.join("victim"), std::fs::Permissions::from_mode(0o666))
+                .unwrap();
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o777)).unwrap();
         }
         // Host listeners: a world-writable pathname socket in a host temp dir that is not
@@ -44,7 +45,17 @@ pub fn runs() -> &'static Runs {
         let sh = shared.path().to_str().unwrap();
         let out = sandbox_cmd(
             &["--allow-read", sh],
-            &["python3", &probe("escape.py"), "sandbox", "fs", sh, "-", sock.to_str().unwrap(), &abs, &port],
+            &[
+                "python3",
+                &probe("escape.py"),
+                "sandbox",
+                "fs",
+                sh,
+                "-",
+                sock.to_str().unwrap(),
+                &abs,
+                &port,
+            ],
         )
         .output()
         .unwrap();
@@ -52,11 +63,23 @@ pub fn runs() -> &'static Runs {
         let bare = Command::new("unshare")
             .args(["--mount", "--propagation", "private", "--"])
             .arg(runtime("python3"))
-            .args([&probe("escape.py"), "bare", "fs", shared_bare.path().to_str().unwrap(), scratch.path().to_str().unwrap(), sock.to_str().unwrap(), &abs, &port])
+            .args([
+                &probe("escape.py"),
+                "bare",
+                "fs",
+                shared_bare.path().to_str().unwrap(),
+                scratch.path().to_str().unwrap(),
+                sock.to_str().unwrap(),
+                &abs,
+                &port,
+            ])
             .output()
             .unwrap();
         assert!(bare.status.success(), "bare fs probe: {}", show(&bare));
-        let mut listing: Vec<String> = std::fs::read_dir(shared.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut listing: Vec<String> = std::fs::read_dir(shared.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         listing.sort();
         Runs {
             sandbox: parse(&out.stdout),
@@ -68,18 +91,52 @@ pub fn runs() -> &'static Runs {
 }
 
 fn bare_ok(r: &Results, a: &str) {
-    assert!(errno(r, a).is_none(), "baseline: bare `{a}` works on a writable fs: {:?}", r.get(a));
+    assert!(
+        errno(r, a).is_none(),
+        "baseline: bare `{a}` works on a writable fs: {:?}",
+        r.get(a)
+    );
 }
 
 #[test]
 fn read_only_usr_cannot_be_written_truncated_or_renamed() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:write_usr", "EROFS", "read-only bind of /usr");
-    assert_errno(&r.sandbox, "fs:truncate_usr_file", "EACCES", "Landlock: /usr is read-only");
-    assert_errno(&r.sandbox, "fs:rename_usr_to_rw", "EXDEV", "different mounts");
-    assert_errno(&r.sandbox, "fs:mkdir_root", "EROFS", "the root tmpfs is remounted read-only");
-    assert_errno(&r.sandbox, "fs:write_etc_passwd", "EROFS", "root tmpfs read-only");
-    for a in ["fs:write_usr", "fs:truncate_usr_file", "fs:rename_usr_to_rw", "fs:mkdir_root"] {
+    assert_errno(
+        &r.sandbox,
+        "fs:write_usr",
+        "EROFS",
+        "read-only bind of /usr",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:truncate_usr_file",
+        "EACCES",
+        "Landlock: /usr is read-only",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:rename_usr_to_rw",
+        "EXDEV",
+        "different mounts",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:mkdir_root",
+        "EROFS",
+        "the root tmpfs is remounted read-only",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:write_etc_passwd",
+        "EROFS",
+        "root tmpfs read-only",
+    );
+    for a in [
+        "fs:write_usr",
+        "fs:truncate_usr_file",
+        "fs:rename_usr_to_rw",
+        "fs:mkdir_root",
+    ] {
         bare_ok(&r.bare, a);
     }
 }
@@ -87,11 +144,28 @@ fn read_only_usr_cannot_be_written_truncated_or_renamed() {
 #[test]
 fn links_across_the_ro_rw_boundary() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:hardlink_usr_to_rw", "EXDEV", "hard links cannot cross mounts");
+    assert_errno(
+        &r.sandbox,
+        "fs:hardlink_usr_to_rw",
+        "EXDEV",
+        "hard links cannot cross mounts",
+    );
     // A symlink in /workspace to /usr can be made, but writing through it still hits /usr.
-    assert!(errno(&r.sandbox, "fs:symlink_in_rw_to_usr").is_none(), "symlinks in /workspace are allowed");
-    assert_errno(&r.sandbox, "fs:write_through_symlink", "EROFS", "the target mount is read-only");
-    for a in ["fs:hardlink_usr_to_rw", "fs:symlink_in_rw_to_usr", "fs:write_through_symlink"] {
+    assert!(
+        errno(&r.sandbox, "fs:symlink_in_rw_to_usr").is_none(),
+        "symlinks in /workspace are allowed"
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:write_through_symlink",
+        "EROFS",
+        "the target mount is read-only",
+    );
+    for a in [
+        "fs:hardlink_usr_to_rw",
+        "fs:symlink_in_rw_to_usr",
+        "fs:write_through_symlink",
+    ] {
         bare_ok(&r.bare, a);
     }
 }
@@ -99,8 +173,18 @@ fn links_across_the_ro_rw_boundary() {
 #[test]
 fn mknod_denied() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:mknod_chr", "EACCES", "Landlock MAKE_CHAR not granted (and no CAP_MKNOD)");
-    assert_errno(&r.sandbox, "fs:mknod_blk", "EACCES", "Landlock MAKE_BLOCK not granted");
+    assert_errno(
+        &r.sandbox,
+        "fs:mknod_chr",
+        "EACCES",
+        "Landlock MAKE_CHAR not granted (and no CAP_MKNOD)",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:mknod_blk",
+        "EACCES",
+        "Landlock MAKE_BLOCK not granted",
+    );
     bare_ok(&r.bare, "fs:mknod_chr");
     bare_ok(&r.bare, "fs:mknod_blk");
 }
@@ -108,14 +192,29 @@ fn mknod_denied() {
 #[test]
 fn proc_sys_and_sysrq_not_writable() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:proc_sys_write", "EACCES", "/proc/sys owned by the host's root");
-    assert_errno(&r.sandbox, "fs:sysrq_trigger", "ENOENT", "/proc/sysrq-trigger is absent from the fresh /proc");
+    assert_errno(
+        &r.sandbox,
+        "fs:proc_sys_write",
+        "EACCES",
+        "/proc/sys owned by the host's root",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:sysrq_trigger",
+        "ENOENT",
+        "/proc/sysrq-trigger is absent from the fresh /proc",
+    );
 }
 
 #[test]
 fn host_files_not_visible() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:read_shadow", "ENOENT", "/etc is synthesized: no shadow");
+    assert_errno(
+        &r.sandbox,
+        "fs:read_shadow",
+        "ENOENT",
+        "/etc is synthesized: no shadow",
+    );
     assert_errno(&r.sandbox, "fs:sys_cgroup", "ENOENT", "no /sys");
     bare_ok(&r.bare, "fs:read_shadow");
     bare_ok(&r.bare, "fs:sys_cgroup");
@@ -123,33 +222,87 @@ fn host_files_not_visible() {
     // that one entry, never the home's dotfiles.
     let home = ret(&r.sandbox, "fs:read_root_home");
     if let Some(v) = home.as_array() {
-        assert!(v.len() <= 1, "/root inside shows more than an install prefix: {home}");
+        assert!(
+            v.len() <= 1,
+            "/root inside shows more than an install prefix: {home}"
+        );
     } else {
         assert_errno(&r.sandbox, "fs:read_root_home", "ENOENT", "no /root");
     }
-    assert!(ret(&r.bare, "fs:read_root_home").as_array().map_or(0, |v| v.len()) > 1, "baseline: bare /root has dotfiles");
+    assert!(
+        ret(&r.bare, "fs:read_root_home")
+            .as_array()
+            .map_or(0, |v| v.len())
+            > 1,
+        "baseline: bare /root has dotfiles"
+    );
 }
 
 #[test]
 fn tmp_is_nosuid() {
     let r = runs();
-    assert_eq!(ret(&r.sandbox, "fs:tmp_nosuid"), true, "/tmp must be nosuid");
+    assert_eq!(
+        ret(&r.sandbox, "fs:tmp_nosuid"),
+        true,
+        "/tmp must be nosuid"
+    );
 }
 
 #[test]
 fn shared_read_only_dir_unchanged_on_host() {
     let r = runs();
-    assert_errno(&r.sandbox, "fs:shared_write", "EROFS", "read-only bind (Landlock also denies)");
-    assert_errno(&r.sandbox, "fs:shared_truncate", "EROFS", "read-only bind (Landlock also denies)");
+    assert_errno(
+        &r.sandbox,
+        "fs:shared_write",
+        "EROFS",
+        "read-only bind (Landlock also denies)",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:shared_truncate",
+        "EROFS",
+        "read-only bind (Landlock also denies)",
+    );
     assert_errno(&r.sandbox, "fs:shared_chmod", "EROFS", "read-only bind");
     assert_errno(&r.sandbox, "fs:shared_unlink", "EROFS", "read-only bind");
     assert_errno(&r.sandbox, "fs:shared_create", "EROFS", "read-only bind");
-    assert_errno(&r.sandbox, "fs:shared_rename_to_tmp", "EXDEV", "rename across mounts");
-    assert_errno(&r.sandbox, "fs:shared_hardlink_to_tmp", "EXDEV", "link across mounts");
-    assert_errno(&r.sandbox, "fs:shared_symlink_write", "EROFS", "a /tmp symlink does not lift the read-only bind");
-    assert_eq!(r.victim_after.as_deref(), Some(VICTIM), "the shared host file changed");
-    assert_eq!(r.shared_listing, vec!["victim".to_string()], "the shared host dir changed");
-    for a in ["fs:shared_write", "fs:shared_truncate", "fs:shared_chmod", "fs:shared_create", "fs:shared_rename_to_tmp", "fs:shared_hardlink_to_tmp", "fs:shared_symlink_write"] {
+    assert_errno(
+        &r.sandbox,
+        "fs:shared_rename_to_tmp",
+        "EXDEV",
+        "rename across mounts",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:shared_hardlink_to_tmp",
+        "EXDEV",
+        "link across mounts",
+    );
+    assert_errno(
+        &r.sandbox,
+        "fs:shared_symlink_write",
+        "EROFS",
+        "a /tmp symlink does not lift the read-only bind",
+    );
+    assert_eq!(
+        r.victim_after.as_deref(),
+        Some(VICTIM),
+        "the shared host file changed"
+    );
+    assert_eq!(
+        r.shared_listing,
+        vec!["victim".to_string()],
+        "the shared host dir changed"
+    );
+    for a in [
+        "fs:shared_write",
+        "fs:shared_truncate",
+        "fs:shared_chmod",
+        "fs:shared_create",
+        "fs:shared_rename_to_tmp",
+        "fs:shared_hardlink_to_tmp",
+        "fs:shared_symlink_write",
+    ] {
         bare_ok(&r.bare, a);
     }
 }
@@ -157,26 +310,63 @@ fn shared_read_only_dir_unchanged_on_host() {
 #[test]
 fn host_pathname_unix_socket_unreachable() {
     let r = runs();
-    assert_errno(&r.sandbox, "unix:host_path", "ENOENT", "host temp dir not in the sandbox's root");
+    assert_errno(
+        &r.sandbox,
+        "unix:host_path",
+        "ENOENT",
+        "host temp dir not in the sandbox's root",
+    );
     assert_eq!(ret(&r.bare, "unix:host_path"), "connected", "baseline");
 }
 
 #[test]
 fn host_abstract_unix_socket_unreachable() {
     let r = runs();
-    assert_errno(&r.sandbox, "unix:host_abstract", "ECONNREFUSED", "abstract names are per network namespace");
+    assert_errno(
+        &r.sandbox,
+        "unix:host_abstract",
+        "ECONNREFUSED",
+        "abstract names are per network namespace",
+    );
     assert_eq!(ret(&r.bare, "unix:host_abstract"), "connected", "baseline");
 }
 
 #[test]
 fn network_isolated() {
     let r = runs();
-    assert_errno(&r.sandbox, "net:host_loopback_tcp", "EACCES", "Landlock TCP connect denied (and a separate netns)");
-    assert_errno(&r.sandbox, "net:internet_tcp", "EACCES", "Landlock TCP connect denied");
-    assert_errno(&r.sandbox, "net:tcp_bind", "EACCES", "Landlock TCP bind denied");
-    assert_errno(&r.sandbox, "net:udp_internet", "ENETUNREACH", "the netns has only lo");
-    assert_eq!(ret(&r.sandbox, "net:interfaces"), &serde_json::json!(["lo"]));
-    assert_eq!(ret(&r.bare, "net:host_loopback_tcp"), "connected", "baseline");
+    assert_errno(
+        &r.sandbox,
+        "net:host_loopback_tcp",
+        "EACCES",
+        "Landlock TCP connect denied (and a separate netns)",
+    );
+    assert_errno(
+        &r.sandbox,
+        "net:internet_tcp",
+        "EACCES",
+        "Landlock TCP connect denied",
+    );
+    assert_errno(
+        &r.sandbox,
+        "net:tcp_bind",
+        "EACCES",
+        "Landlock TCP bind denied",
+    );
+    assert_errno(
+        &r.sandbox,
+        "net:udp_internet",
+        "ENETUNREACH",
+        "the netns has only lo",
+    );
+    assert_eq!(
+        ret(&r.sandbox, "net:interfaces"),
+        &serde_json::json!(["lo"])
+    );
+    assert_eq!(
+        ret(&r.bare, "net:host_loopback_tcp"),
+        "connected",
+        "baseline"
+    );
     assert_eq!(ret(&r.bare, "net:tcp_bind"), "bound", "baseline");
     // Bare internet access depends on the CI machine: not asserted.
 }

@@ -68,8 +68,15 @@ pub fn runs() -> &'static Runs {
 /// Kernel facilities this host's kernel lacks: bare, they fail with ENOSYS (still past any
 /// permission check, so still a non-EPERM baseline), which the test reports.
 const BARE_ENOSYS_OK: &[&str] = &[
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "lookup_dcookie", "iopl", "ioperm", "uselib",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "lookup_dcookie",
+    "iopl",
+    "ioperm",
+    "uselib",
 ];
 
 fn denied(name: &str) {
@@ -175,16 +182,36 @@ fn layers_in_force_in_the_guest() {
 #[test]
 fn socket_families_denied_including_32_bit_variants() {
     let r = runs();
-    for fam in ["AF_VSOCK", "AF_NETLINK", "AF_PACKET", "AF_ALG", "AF_BLUETOOTH", "AF_KEY", "AF_XDP", "AF_CAN", "AF_TIPC", "AF_RDS"] {
+    for fam in [
+        "AF_VSOCK",
+        "AF_NETLINK",
+        "AF_PACKET",
+        "AF_ALG",
+        "AF_BLUETOOTH",
+        "AF_KEY",
+        "AF_XDP",
+        "AF_CAN",
+        "AF_TIPC",
+        "AF_RDS",
+    ] {
         for a in [format!("socket:{fam}"), format!("socket_hi:{fam}")] {
-            assert_errno(&r.sandbox, &a, "EPERM", "seccomp socket family filter (32-bit compare)");
+            assert_errno(
+                &r.sandbox,
+                &a,
+                "EPERM",
+                "seccomp socket family filter (32-bit compare)",
+            );
             // Bare: created, or EAFNOSUPPORT where this kernel lacks the family (never EPERM).
             assert_bare_reaches(&r.bare, &a, "EPERM");
         }
     }
     // Families this host supports: created bare as root.
     for fam in ["AF_VSOCK", "AF_NETLINK", "AF_PACKET", "AF_XDP"] {
-        assert!(ret(&r.bare, &format!("socket_hi:{fam}")).is_number(), "baseline: bare socket_hi:{fam} should succeed: {:?}", r.bare.get(&format!("socket_hi:{fam}")));
+        assert!(
+            ret(&r.bare, &format!("socket_hi:{fam}")).is_number(),
+            "baseline: bare socket_hi:{fam} should succeed: {:?}",
+            r.bare.get(&format!("socket_hi:{fam}"))
+        );
     }
     for fam in ["AF_NETLINK", "AF_VSOCK"] {
         for a in [format!("socketpair:{fam}"), format!("socketpair_hi:{fam}")] {
@@ -192,8 +219,14 @@ fn socket_families_denied_including_32_bit_variants() {
             assert_bare_reaches(&r.bare, &a, "EPERM");
         }
     }
-    assert!(ret(&r.sandbox, "socket:AF_UNIX").is_number(), "AF_UNIX stays allowed");
-    assert!(ret(&r.sandbox, "socket:AF_INET").is_number(), "AF_INET stays allowed");
+    assert!(
+        ret(&r.sandbox, "socket:AF_UNIX").is_number(),
+        "AF_UNIX stays allowed"
+    );
+    assert!(
+        ret(&r.sandbox, "socket:AF_INET").is_number(),
+        "AF_INET stays allowed"
+    );
 }
 
 #[test]
@@ -201,35 +234,85 @@ fn raw_and_icmp_sockets_denied() {
     let r = runs();
     assert_errno(&r.sandbox, "socket:raw_icmp", "EPERM", "no CAP_NET_RAW");
     assert_errno(&r.sandbox, "socket:raw_tcp6", "EPERM", "no CAP_NET_RAW");
-    assert!(ret(&r.bare, "socket:raw_icmp").is_number(), "baseline: root opens raw sockets bare");
+    assert!(
+        ret(&r.bare, "socket:raw_icmp").is_number(),
+        "baseline: root opens raw sockets bare"
+    );
     // Unprivileged ICMP: net.ipv4.ping_group_range of the fresh netns is "1 0" (nobody).
-    assert_errno(&r.sandbox, "socket:ping_dgram", "EACCES", "ping_group_range of the sandbox's netns");
-    assert_errno(&r.bare, "socket:ping_dgram", "EACCES", "baseline: this host's ping_group_range is `1 0` too");
+    assert_errno(
+        &r.sandbox,
+        "socket:ping_dgram",
+        "EACCES",
+        "ping_group_range of the sandbox's netns",
+    );
+    assert_errno(
+        &r.bare,
+        "socket:ping_dgram",
+        "EACCES",
+        "baseline: this host's ping_group_range is `1 0` too",
+    );
 }
 
 #[test]
 fn tiocsti_and_tioclinux_denied_including_32_bit_variants() {
     let r = runs();
-    for a in ["ioctl:TIOCSTI_devnull", "ioctl_hi:TIOCSTI_devnull", "ioctl:TIOCLINUX_devnull", "ioctl_hi:TIOCLINUX_devnull"] {
-        assert_errno(&r.sandbox, a, "EPERM", "seccomp ioctl filter, before the tty layer");
-        assert_errno(&r.bare, a, "ENOTTY", "baseline: bare the ioctl reaches the driver");
+    for a in [
+        "ioctl:TIOCSTI_devnull",
+        "ioctl_hi:TIOCSTI_devnull",
+        "ioctl:TIOCLINUX_devnull",
+        "ioctl_hi:TIOCLINUX_devnull",
+    ] {
+        assert_errno(
+            &r.sandbox,
+            a,
+            "EPERM",
+            "seccomp ioctl filter, before the tty layer",
+        );
+        assert_errno(
+            &r.bare,
+            a,
+            "ENOTTY",
+            "baseline: bare the ioctl reaches the driver",
+        );
     }
 }
 
 #[test]
 fn new_namespaces_by_unshare_denied() {
     let r = runs();
-    for f in ["CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWNET", "CLONE_NEWIPC", "CLONE_NEWUTS", "CLONE_NEWCGROUP", "CLONE_NEWTIME"] {
+    for f in [
+        "CLONE_NEWUSER",
+        "CLONE_NEWNS",
+        "CLONE_NEWPID",
+        "CLONE_NEWNET",
+        "CLONE_NEWIPC",
+        "CLONE_NEWUTS",
+        "CLONE_NEWCGROUP",
+        "CLONE_NEWTIME",
+    ] {
         let a = format!("unshare:{f}");
         assert_errno(&r.sandbox, &a, "EPERM", "seccomp denies unshare");
-        assert_eq!(ret(&r.bare, &a), 0, "baseline: bare unshare({f}) works: {:?}", r.bare.get(&a));
+        assert_eq!(
+            ret(&r.bare, &a),
+            0,
+            "baseline: bare unshare({f}) works: {:?}",
+            r.bare.get(&a)
+        );
     }
 }
 
 #[test]
 fn new_namespaces_by_clone_denied() {
     let r = runs();
-    for f in ["CLONE_NEWUSER", "CLONE_NEWNS", "CLONE_NEWPID", "CLONE_NEWNET", "CLONE_NEWIPC", "CLONE_NEWUTS", "CLONE_NEWCGROUP"] {
+    for f in [
+        "CLONE_NEWUSER",
+        "CLONE_NEWNS",
+        "CLONE_NEWPID",
+        "CLONE_NEWNET",
+        "CLONE_NEWIPC",
+        "CLONE_NEWUTS",
+        "CLONE_NEWCGROUP",
+    ] {
         let a = format!("clone:{f}");
         assert_errno(&r.sandbox, &a, "EPERM", "seccomp clone namespace-flag rule");
         assert_eq!(ret(&r.bare, &a), "child", "baseline: bare clone({f}) works");
@@ -239,27 +322,63 @@ fn new_namespaces_by_clone_denied() {
 #[test]
 fn clone3_is_enosys() {
     let r = runs();
-    assert_errno(&r.sandbox, "clone3", "ENOSYS", "clone3 flags are unreadable by BPF: ENOSYS so libc falls back to clone");
-    assert_eq!(ret(&r.bare, "clone3"), "child", "baseline: bare clone3 forks");
+    assert_errno(
+        &r.sandbox,
+        "clone3",
+        "ENOSYS",
+        "clone3 flags are unreadable by BPF: ENOSYS so libc falls back to clone",
+    );
+    assert_eq!(
+        ret(&r.bare, "clone3"),
+        "child",
+        "baseline: bare clone3 forks"
+    );
 }
 
 #[test]
 fn personality_flags_denied() {
     let r = runs();
-    assert_errno(&r.sandbox, "personality:READ_IMPLIES_EXEC", "EPERM", "seccomp personality rule");
-    assert_errno(&r.sandbox, "personality:ADDR_NO_RANDOMIZE", "EPERM", "seccomp personality rule");
-    assert!(ret(&r.sandbox, "personality:query").is_number(), "the query stays allowed");
-    assert!(ret(&r.bare, "personality:READ_IMPLIES_EXEC").is_number(), "baseline: bare works");
+    assert_errno(
+        &r.sandbox,
+        "personality:READ_IMPLIES_EXEC",
+        "EPERM",
+        "seccomp personality rule",
+    );
+    assert_errno(
+        &r.sandbox,
+        "personality:ADDR_NO_RANDOMIZE",
+        "EPERM",
+        "seccomp personality rule",
+    );
+    assert!(
+        ret(&r.sandbox, "personality:query").is_number(),
+        "the query stays allowed"
+    );
+    assert!(
+        ret(&r.bare, "personality:READ_IMPLIES_EXEC").is_number(),
+        "baseline: bare works"
+    );
 }
 
 #[test]
 fn ptrace_and_process_vm_on_init_and_parent_denied() {
     let r = runs();
-    assert_eq!(r.sandbox["status"]["ppid"], 1, "the workload's parent is the sandbox init");
+    assert_eq!(
+        r.sandbox["status"]["ppid"], 1,
+        "the workload's parent is the sandbox init"
+    );
     for who in ["init", "parent"] {
-        for a in [format!("ptrace_attach:{who}"), format!("process_vm_readv:{who}"), format!("process_vm_writev:{who}")] {
+        for a in [
+            format!("ptrace_attach:{who}"),
+            format!("process_vm_readv:{who}"),
+            format!("process_vm_writev:{who}"),
+        ] {
             assert_errno(&r.sandbox, &a, "EPERM", "seccomp");
-            assert!(ret(&r.bare, &a).is_number(), "baseline: bare `{a}` on the probe's own child works: {:?}", r.bare.get(&a));
+            assert!(
+                ret(&r.bare, &a).is_number(),
+                "baseline: bare `{a}` on the probe's own child works: {:?}",
+                r.bare.get(&a)
+            );
         }
     }
 }
@@ -267,18 +386,47 @@ fn ptrace_and_process_vm_on_init_and_parent_denied() {
 #[test]
 fn init_environ_mem_fd_unreadable() {
     let r = runs();
-    for a in ["proc1:environ", "proc1:mem", "proc1:fd", "proc1:exe_readlink"] {
-        assert_errno(&r.sandbox, a, "EACCES", "init is non-dumpable: ptrace access mode check");
-        assert!(errno(&r.bare, a).is_none(), "baseline: bare `{a}` works on a same-user child: {:?}", r.bare.get(a));
+    for a in [
+        "proc1:environ",
+        "proc1:mem",
+        "proc1:fd",
+        "proc1:exe_readlink",
+    ] {
+        assert_errno(
+            &r.sandbox,
+            a,
+            "EACCES",
+            "init is non-dumpable: ptrace access mode check",
+        );
+        assert!(
+            errno(&r.bare, a).is_none(),
+            "baseline: bare `{a}` works on a same-user child: {:?}",
+            r.bare.get(a)
+        );
     }
 }
 
 #[test]
 fn write_through_proc_exe_denied() {
     let r = runs();
-    assert_errno(&r.sandbox, "proc1:exe_write", "EACCES", "init is non-dumpable");
-    assert_errno(&r.sandbox, "procself:exe_write", "EACCES", "Landlock: the interpreter is read-only");
-    assert_errno(&r.bare, "proc1:exe_write", "ETXTBSY", "baseline: bare, only the running-text check stops root");
+    assert_errno(
+        &r.sandbox,
+        "proc1:exe_write",
+        "EACCES",
+        "init is non-dumpable",
+    );
+    assert_errno(
+        &r.sandbox,
+        "procself:exe_write",
+        "EACCES",
+        "Landlock: the interpreter is read-only",
+    );
+    assert_errno(
+        &r.bare,
+        "proc1:exe_write",
+        "ETXTBSY",
+        "baseline: bare, only the running-text check stops root",
+    );
     assert_errno(&r.bare, "procself:exe_write", "ETXTBSY", "baseline");
 }
 
@@ -286,28 +434,57 @@ fn write_through_proc_exe_denied() {
 fn init_cannot_be_killed() {
     let r = runs();
     assert_errno(&r.sandbox, "kill:init", "EPERM", "Landlock signal scope");
-    assert!(errno(&r.bare, "kill:init").is_none(), "baseline: root may signal");
+    assert!(
+        errno(&r.bare, "kill:init").is_none(),
+        "baseline: root may signal"
+    );
 }
 
 #[test]
 fn host_processes_invisible_and_unsignalable() {
     let r = runs();
-    assert_eq!(ret(&r.sandbox, "proc:pids"), &serde_json::json!([1, 2]), "only init and the workload are visible");
+    assert_eq!(
+        ret(&r.sandbox, "proc:pids"),
+        &serde_json::json!([1, 2]),
+        "only init and the workload are visible"
+    );
     assert_errno(&r.sandbox, "kill:host_pid", "ESRCH", "PID namespace");
-    assert_errno(&r.sandbox, "proc:host_pid_dir", "ENOENT", "fresh /proc of the PID namespace");
-    assert!(errno(&r.bare, "kill:host_pid").is_none(), "baseline: bare sees the harness (pid {})", r.host_pid);
+    assert_errno(
+        &r.sandbox,
+        "proc:host_pid_dir",
+        "ENOENT",
+        "fresh /proc of the PID namespace",
+    );
+    assert!(
+        errno(&r.bare, "kill:host_pid").is_none(),
+        "baseline: bare sees the harness (pid {})",
+        r.host_pid
+    );
     assert!(ret(&r.bare, "proc:pids").as_array().unwrap().len() > 2);
 }
 
 #[test]
 fn environment_secrets_not_visible() {
     let r = runs();
-    assert_eq!(ret(&r.sandbox, "env:secret"), &serde_json::Value::Null, "SECRET_TOKEN leaked into the guest");
+    assert_eq!(
+        ret(&r.sandbox, "env:secret"),
+        &serde_json::Value::Null,
+        "SECRET_TOKEN leaked into the guest"
+    );
     let keys = ret(&r.sandbox, "env:keys").to_string();
     assert!(!keys.contains("SECRET"), "{keys}");
     assert_eq!(ret(&r.sandbox, "env:self_environ_has_secret"), false);
-    assert_errno(&r.sandbox, "proc1:environ", "EACCES", "init's environ (sandbox-run's) is unreadable");
-    assert_eq!(ret(&r.bare, "env:secret"), SECRET, "baseline: bare the variable is inherited");
+    assert_errno(
+        &r.sandbox,
+        "proc1:environ",
+        "EACCES",
+        "init's environ (sandbox-run's) is unreadable",
+    );
+    assert_eq!(
+        ret(&r.bare, "env:secret"),
+        SECRET,
+        "baseline: bare the variable is inherited"
+    );
 }
 
 #[test]
@@ -315,7 +492,11 @@ fn hostname_isolated() {
     let r = runs();
     assert_eq!(ret(&r.sandbox, "uts:nodename"), "sandbox");
     assert_errno(&r.sandbox, "uts:sethostname", "EPERM", "seccomp");
-    assert_eq!(ret(&r.bare, "uts:sethostname"), true, "baseline: bare root may (in a private UTS ns)");
+    assert_eq!(
+        ret(&r.bare, "uts:sethostname"),
+        true,
+        "baseline: bare root may (in a private UTS ns)"
+    );
 }
 
 #[test]
@@ -323,7 +504,11 @@ fn sysv_ipc_isolated() {
     let r = runs();
     assert_errno(&r.sandbox, "ipc:shmget_host_key", "ENOENT", "IPC namespace");
     assert_eq!(ret(&r.sandbox, "ipc:proc_sysvipc_shm_has_key"), false);
-    assert!(ret(&r.bare, "ipc:shmget_host_key").is_number(), "baseline: bare finds key {:#x}", r.shm_key);
+    assert!(
+        ret(&r.bare, "ipc:shmget_host_key").is_number(),
+        "baseline: bare finds key {:#x}",
+        r.shm_key
+    );
     assert_eq!(ret(&r.bare, "ipc:proc_sysvipc_shm_has_key"), true);
 }
 
@@ -339,32 +524,70 @@ fn no_pty_can_be_opened() {
 #[test]
 fn leaked_fds_closed() {
     let r = runs();
-    assert_eq!(ret(&r.sandbox, "fd:leaked"), &serde_json::json!([]), "fds above 2 reached the guest");
+    assert_eq!(
+        ret(&r.sandbox, "fd:leaked"),
+        &serde_json::json!([]),
+        "fds above 2 reached the guest"
+    );
     let bare = ret(&r.bare, "fd:leaked").to_string();
-    assert!(bare.contains("3") && bare.contains("5"), "baseline: the wrapper leaks fds 3..5 bare: {bare}");
+    assert!(
+        bare.contains("3") && bare.contains("5"),
+        "baseline: the wrapper leaks fds 3..5 bare: {bare}"
+    );
 }
 
 #[test]
 fn x32_syscall_killed_by_sigsys() {
     let dir = tempfile::tempdir().unwrap();
     let rep = dir.path().join("r.json");
-    let out = sandbox_cmd(&["--report", rep.to_str().unwrap()], &["python3", &probe("escape.py"), "sandbox", "x32"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(159), "x32 getpid must be killed by SIGSYS (128+31): {}", show(&out));
+    let out = sandbox_cmd(
+        &["--report", rep.to_str().unwrap()],
+        &["python3", &probe("escape.py"), "sandbox", "x32"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(159),
+        "x32 getpid must be killed by SIGSYS (128+31): {}",
+        show(&out)
+    );
     assert_eq!(report(&rep)["signal"], 31);
-    let bare = Command::new(runtime("python3")).args([&probe("escape.py"), "bare", "x32"]).output().unwrap();
+    let bare = Command::new(runtime("python3"))
+        .args([&probe("escape.py"), "bare", "x32"])
+        .output()
+        .unwrap();
     let b = parse(&bare.stdout);
     // This host kernel is built without CONFIG_X86_X32_ABI: bare x32 calls fail with ENOSYS.
     // Where x32 is enabled, the bare call returns the pid instead.
     let e = errno(&b, "x32:getpid");
-    assert!(e.as_deref() == Some("ENOSYS") || ret(&b, "x32:getpid").is_number(), "baseline: bare x32 getpid: {b:?}");
+    assert!(
+        e.as_deref() == Some("ENOSYS") || ret(&b, "x32:getpid").is_number(),
+        "baseline: bare x32 getpid: {b:?}"
+    );
 }
 
 #[test]
 fn i386_int80_syscall_killed_by_sigsys() {
-    let out = sandbox_cmd(&[], &["python3", &probe("escape.py"), "sandbox", "i386"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(159), "int 0x80 (foreign audit arch) must be killed by SIGSYS: {}", show(&out));
-    let bare = Command::new(runtime("python3")).args([&probe("escape.py"), "bare", "i386"]).output().unwrap();
+    let out = sandbox_cmd(&[], &["python3", &probe("escape.py"), "sandbox", "i386"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(159),
+        "int 0x80 (foreign audit arch) must be killed by SIGSYS: {}",
+        show(&out)
+    );
+    let bare = Command::new(runtime("python3"))
+        .args([&probe("escape.py"), "bare", "i386"])
+        .output()
+        .unwrap();
     let b = parse(&bare.stdout);
-    let v = b.get("i386:getpid").unwrap_or_else(|| panic!("baseline: {}", show(&bare)));
-    assert_eq!(v["ret"], v["pid"], "baseline: bare int 0x80 getpid works (IA32 emulation on)");
+    let v = b
+        .get("i386:getpid")
+        .unwrap_or_else(|| panic!("baseline: {}", show(&bare)));
+    assert_eq!(
+        v["ret"], v["pid"],
+        "baseline: bare int 0x80 getpid works (IA32 emulation on)"
+    );
 }

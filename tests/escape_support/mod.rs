@@ -150,6 +150,11 @@ pub fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     // comm is at most 15 bytes
-    let s = format!("e{}{}{}", tag, std::process::id() % 10000, N.fetch_add(1, Ordering::SeqCst));
+    let s = format!(
+        "e{}{}{}",
+        tag,
+        std::process::id() % 10000,
+        N.fetch_add(1, Ordering::SeqCst)
+    );
     s.chars().take(15).collect()
 }

@@ -4,12 +4,41 @@
 //! On stdin EOF, SIGINT or SIGTERM, running sandboxes are killed, run directories removed and
 //! the audit log flushed before exit.
 
+use std::pin::Pin;
 use std::process::ExitCode;
+use std::task::{Context, Poll};
 
 use code_executor::mcp::config::{Config, ConfigSources};
 use code_executor::mcp::server::ExecutorServer;
 use rmcp::ServiceExt;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// stdin that cancels `on_eof` when the client closes it. rmcp, on EOF, first waits a while
+/// for in-flight responses; the client is gone, so the sandboxes are killed right away instead.
+struct EofSignal<R> {
+    inner: R,
+    on_eof: CancellationToken,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &res {
+            if buf.filled().len() == before && buf.remaining() > 0 {
+                tracing::info!("stdin closed: killing running sandboxes");
+                self.on_eof.cancel();
+            }
+        }
+        res
+    }
+}
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -37,7 +66,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(serve(cfg))
+    let code = rt.block_on(serve(cfg));
+    // tokio's stdin reader is a blocking thread stuck in read(2) until the client closes the
+    // pipe; waiting for it would hang a SIGTERM shutdown. Everything of ours is done by now.
+    rt.shutdown_background();
+    code
 }
 
 async fn serve(cfg: Config) -> ExitCode {
@@ -60,8 +93,14 @@ async fn serve(cfg: Config) -> ExitCode {
         }
     };
     let handler = server.clone();
+    let stop = server.stop_token();
     let session = async move {
-        match handler.serve(rmcp::transport::stdio()).await {
+        let (stdin, stdout) = rmcp::transport::stdio();
+        let stdin = EofSignal {
+            inner: stdin,
+            on_eof: stop,
+        };
+        match handler.serve((stdin, stdout)).await {
             Ok(running) => {
                 let r = running.waiting().await;
                 tracing::info!(reason = ?r, "client session ended");

@@ -149,6 +149,11 @@ impl ExecutorServer {
         v
     }
 
+    /// Token that, once cancelled, kills every run in flight and refuses new ones.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.shared.shutdown.clone()
+    }
+
     /// Stop everything: kill running sandboxes, wait (bounded) for their cleanup, remove the
     /// run directory and flush the audit log.
     pub async fn shutdown(&self) {

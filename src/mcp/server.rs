@@ -337,6 +337,10 @@ impl ExecutorServer {
         let s = &self.shared;
         let validation = |m: String| ExecOutcome::rejected(ErrorType::Validation, m);
         let security = |m: String| ExecOutcome::rejected(ErrorType::Security, m);
+        // Every execute request counts against the rate limit, valid or not: it bounds load.
+        if let Some(rl) = &s.rate {
+            rl.check().map_err(validation)?;
+        }
         let p = params::parse_execute(args, &s.cfg, typescript).map_err(|e| validation(e.0))?;
         if p.enable_sampling {
             return Err(validation(
@@ -400,9 +404,6 @@ impl ExecutorServer {
             ));
             o.warnings = warnings;
             return Err(o);
-        }
-        if let Some(rl) = &s.rate {
-            rl.check().map_err(validation)?;
         }
         let args = interpreter_args(runtime, &read, &write, &p.permissions);
         Ok((

@@ -1,0 +1,142 @@
+//! I: PID 1 of the sandbox's namespaces. Builds the root, forks the workload, reaps, and exits
+//! with the workload's status. Its exit kills everything left in the PID namespace.
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use super::{mounts, send, workload, ChildMsg, Ending, LaunchSpec, SetupError, Step};
+
+/// Never returns: exits with the workload's status, or 125 after reporting a setup error.
+pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
+    // If H dies, so do we (and with us, the whole PID namespace).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // Wait for H to write our id maps. EOF instead of a byte: H died before the prctl above
+    // took effect, or gave up; either way, stop.
+    let mut b = [0u8; 1];
+    match nix::unistd::read(&sync_r, &mut b) {
+        Ok(1) => {}
+        _ => exit(125),
+    }
+    drop(sync_r);
+    let fail = |e: SetupError| -> ! {
+        send(&msg_w, &ChildMsg::Error(e));
+        exit(125)
+    };
+    // We are single-threaded and not yet dumpable-restricted; nothing of the host may be
+    // inspected through us, so mark the process undumpable (it also blocks /proc/1/mem access).
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+
+    let sources = match mounts::open_sources(&spec.mounts) {
+        Ok(s) => s,
+        Err(e) => fail(SetupError::new(Step::Mounts, e)),
+    };
+    // Become the mapped inner id. Started by root, we are host uid 0, which is not mapped in
+    // this namespace: files we create would have no representable owner (EOVERFLOW). Namespace
+    // root (0) is unmapped too, so the kernel keeps our namespace capabilities across this
+    // change; the workload drops them later.
+    let gid = nix::unistd::Gid::from_raw(spec.ids.inner_gid);
+    let uid = nix::unistd::Uid::from_raw(spec.ids.inner_uid);
+    if let Err(e) =
+        nix::unistd::setresgid(gid, gid, gid).and_then(|_| nix::unistd::setresuid(uid, uid, uid))
+    {
+        fail(SetupError::new(
+            Step::IdMaps,
+            format!("switch to the mapped id {uid}: {e}"),
+        ));
+    }
+
+    let newroot = Path::new("/tmp");
+    if let Err(e) = mounts::build_root(&spec.mounts, &sources, newroot) {
+        let step = if e.contains("/proc") {
+            Step::Proc
+        } else {
+            Step::Mounts
+        };
+        fail(SetupError::new(step, e));
+    }
+    drop(sources);
+    if let Err(e) = mounts::pivot(newroot) {
+        fail(SetupError::new(Step::PivotRoot, e));
+    }
+    if let Err(e) = nix::unistd::sethostname(&spec.hostname) {
+        fail(SetupError::new(Step::Hostname, format!("sethostname: {e}")));
+    }
+    if let Err(e) = loopback_up() {
+        fail(SetupError::new(Step::Loopback, e));
+    }
+
+    // SAFETY: fork in a single-threaded process.
+    let w = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => workload::main(spec, &msg_w),
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => fail(SetupError::new(
+            Step::Fork,
+            format!("fork the workload: {e}"),
+        )),
+    };
+
+    // Reap everything; when the workload ends, report and exit, which kills the rest.
+    loop {
+        let mut status = 0;
+        // SAFETY: wait for any child of PID 1.
+        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if pid < 0 {
+            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            exit(125);
+        }
+        if pid == w.as_raw() {
+            let ending = if libc::WIFSIGNALED(status) {
+                Ending::Signaled {
+                    signal: libc::WTERMSIG(status),
+                }
+            } else {
+                Ending::Exited {
+                    code: libc::WEXITSTATUS(status),
+                }
+            };
+            let code = match ending {
+                Ending::Exited { code } => code,
+                Ending::Signaled { signal } => 128 + signal,
+                _ => 125,
+            };
+            send(&msg_w, &ChildMsg::Ending(ending));
+            exit(code);
+        }
+    }
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing of the copied parent state.
+    unsafe { libc::_exit(code) }
+}
+
+/// Brings up `lo` in the new network namespace, the only interface there is.
+fn loopback_up() -> Result<(), String> {
+    // SAFETY: plain socket/ioctl calls on a zeroed ifreq.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        let r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
+        if r == 0 {
+            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &mut ifr);
+            if r != 0 {
+                let e = std::io::Error::last_os_error();
+                libc::close(s);
+                return Err(format!("bring lo up: {e}"));
+            }
+        }
+        libc::close(s);
+    }
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! The public API, shaped like `std::process`: a [`Sandbox`] (a policy and what it shares)
+//! makes a [`Command`], whose [`Command::status`] runs it to completion and returns a
+//! [`RunReport`].
+//!
+//! The launch forks and creates a user namespace, which is only sound in a single-threaded
+//! process: `status()` refuses to run in a threaded one. Threaded programs (our MCP server)
+//! spawn the `sandbox-run` binary instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cgroup::RunCgroup;
+use crate::launch::{self, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec};
+use crate::policy::{Degradation, Policy, RuntimeKind, Size};
+use crate::report::{Layers, LimitHit, MemoryCap, RunReport};
+use crate::runtime::{self, ResolvedCommand};
+use crate::Error;
+
+/// A sandbox configuration: a policy, plus paths shared by the caller.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    policy: Policy,
+    allow_read: Vec<PathBuf>,
+    allow_write: Vec<PathBuf>,
+}
+
+impl Sandbox {
+    pub fn new(policy: Policy) -> Sandbox {
+        Sandbox {
+            policy,
+            allow_read: Vec::new(),
+            allow_write: Vec::new(),
+        }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Shows a host path read-only at the same path inside. It must exist.
+    pub fn allow_read(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.allow_read.push(path.into());
+        self
+    }
+
+    /// Shows a host path read-write at the same path inside. It must exist.
+    pub fn allow_write(&mut self, path: impl Into<PathBuf>) -> &mut Self {
+        self.allow_write.push(path.into());
+        self
+    }
+
+    /// A command to run in this sandbox. `program` is resolved on the host (PATH, shims).
+    pub fn command(&self, program: impl Into<String>) -> Command<'_> {
+        Command {
+            sandbox: self,
+            program: program.into(),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            workdir: None,
+        }
+    }
+}
+
+/// A program to run in a [`Sandbox`].
+#[derive(Clone, Debug)]
+pub struct Command<'a> {
+    sandbox: &'a Sandbox,
+    program: String,
+    args: Vec<OsString>,
+    env: BTreeMap<String, String>,
+    workdir: Option<PathBuf>,
+}
+
+/// A command resolved against the host and planned, but not yet launched.
+pub struct Prepared {
+    pub resolved: ResolvedCommand,
+    pub spec: LaunchSpec,
+    pub layers: Layers,
+    pub command_line: Vec<String>,
+    pub policy: Policy,
+}
+
+/// The environment every run starts from: nothing of the host's.
+const BASE_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+impl<'a> Command<'a> {
+    pub fn arg(&mut self, a: impl AsRef<OsStr>) -> &mut Self {
+        self.args.push(a.as_ref().to_os_string());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Self {
+        for a in args {
+            self.arg(a);
+        }
+        self
+    }
+
+    /// Adds to the workload's (otherwise cleared) environment.
+    pub fn env(&mut self, key: impl Into<String>, value: impl Into<String>) -> &mut Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// The working directory inside. Default: the caller's current directory when it is
+    /// shared, else /workspace.
+    pub fn current_dir(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// Resolves the program and plans every layer, without launching anything.
+    pub fn prepare(&self) -> Result<Prepared, Error> {
+        let policy = &self.sandbox.policy;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        let host_path = std::env::var_os("PATH").unwrap_or_else(|| BASE_PATH.into());
+        let resolved = runtime::resolve(&self.program, &host_path, &cwd)?;
+        let runtime = policy.runtime.or(resolved.runtime);
+        let ids = Ids::for_current_user();
+
+        let mut shares = Vec::new();
+        for p in &policy.filesystem.read_only {
+            shares.push(mounts::Share {
+                path: p,
+                writable: false,
+                required: false,
+                flag: "policy filesystem.read_only",
+            });
+        }
+        for p in &policy.filesystem.read_write {
+            shares.push(mounts::Share {
+                path: p,
+                writable: true,
+                required: false,
+                flag: "policy filesystem.read_write",
+            });
+        }
+        shares.push(mounts::Share {
+            path: &resolved.install,
+            writable: false,
+            required: false,
+            flag: "runtime install",
+        });
+        for p in &self.sandbox.allow_read {
+            shares.push(mounts::Share {
+                path: p,
+                writable: false,
+                required: true,
+                flag: "--allow-read",
+            });
+        }
+        for p in &self.sandbox.allow_write {
+            shares.push(mounts::Share {
+                path: p,
+                writable: true,
+                required: true,
+                flag: "--allow-write",
+            });
+        }
+        let plan = mounts::MountPlan::build(
+            &shares,
+            policy.limits.tmp_size.0,
+            (ids.inner_uid, ids.inner_gid),
+            (ids.host_uid, ids.host_gid),
+            etc_files(),
+        )
+        .map_err(|e| Error::Usage(e.to_string()))?;
+
+        let workdir = self.workdir_inside(&plan, &cwd)?;
+        let (ro, rw) = plan.landlock_paths();
+        let landlock = LandlockPlan {
+            read_only: ro,
+            read_write: rw,
+            devices: mounts::DEVICES
+                .iter()
+                .map(|d| PathBuf::from("/dev").join(d))
+                .collect(),
+            connect_port: None,
+        };
+
+        let mut env = BTreeMap::new();
+        let bin = resolved.bin_dir.display().to_string();
+        let path = if BASE_PATH.split(':').any(|d| d == bin) {
+            BASE_PATH.to_string()
+        } else {
+            format!("{bin}:{BASE_PATH}")
+        };
+        env.insert("PATH".to_string(), path);
+        env.insert("HOME".into(), mounts::WORKSPACE.into());
+        env.insert("TMPDIR".into(), mounts::TMP.into());
+        env.extend(policy.env.clone());
+        let heap_mib = policy.limits.memory.0 / Size::MIB * 3 / 4;
+        match runtime {
+            Some(RuntimeKind::Node) => {
+                env.insert(
+                    "NODE_OPTIONS".into(),
+                    format!("--max-old-space-size={heap_mib} --v8-pool-size=2"),
+                );
+            }
+            Some(RuntimeKind::Deno) => {
+                env.insert(
+                    "DENO_V8_FLAGS".into(),
+                    format!("--max-old-space-size={heap_mib}"),
+                );
+            }
+            _ => {}
+        }
+        env.extend(self.env.clone());
+
+        let to_c = |s: &[u8], what: &str| {
+            CString::new(s).map_err(|_| Error::Usage(format!("{what} contains a NUL byte")))
+        };
+        let mut argv = vec![to_c(self.program.as_bytes(), "the command")?];
+        for a in &self.args {
+            argv.push(to_c(a.as_bytes(), "an argument")?);
+        }
+        let envp = env
+            .iter()
+            .map(|(k, v)| to_c(format!("{k}={v}").as_bytes(), "an environment variable"))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let memory = policy.limits.memory.0;
+        let rlimits = RlimitPlan {
+            nproc: policy.limits.nproc,
+            nofile: policy.limits.open_files,
+            fsize: policy.limits.max_file_size.0,
+            cpu_secs: policy.limits.cpu_time_secs,
+            data: None,
+        };
+        let landlock_required = !policy.allow_degraded.contains(&Degradation::NoLandlock);
+        let spec = LaunchSpec {
+            program: resolved.program.clone(),
+            argv,
+            env: envp,
+            workdir,
+            mounts: plan,
+            landlock,
+            landlock_required,
+            rlimits,
+            seccomp: launch::seccomp::compile().map_err(|e| {
+                Error::Setup(launch::SetupError::new(
+                    launch::Step::Seccomp,
+                    e.to_string(),
+                ))
+            })?,
+            ids,
+            hostname: "sandbox".into(),
+            timeout: Duration::from_secs_f64(policy.limits.timeout_secs),
+            max_cpus: 2,
+        };
+        let layers = Layers::planned(&spec, policy, memory);
+        let mut command_line = vec![self.program.clone()];
+        command_line.extend(self.args.iter().map(|a| a.to_string_lossy().into_owned()));
+        Ok(Prepared {
+            resolved,
+            spec,
+            layers,
+            command_line,
+            policy: policy.clone(),
+        })
+    }
+
+    fn workdir_inside(&self, plan: &mounts::MountPlan, cwd: &Path) -> Result<PathBuf, Error> {
+        let (ro, rw) = plan.landlock_paths();
+        let shared: Vec<&PathBuf> = ro
+            .iter()
+            .chain(rw.iter())
+            .filter(|p| !(p.as_path() == Path::new("/etc") || p.as_path() == Path::new("/proc")))
+            .collect();
+        let visible = |p: &Path| shared.iter().any(|s| p.starts_with(s));
+        match &self.workdir {
+            Some(w) => {
+                if !w.is_absolute() {
+                    return Err(Error::Usage(format!(
+                        "--workdir {}: must be an absolute path",
+                        w.display()
+                    )));
+                }
+                if visible(w) {
+                    Ok(w.clone())
+                } else {
+                    Err(Error::Usage(format!(
+                        "--workdir {}: not visible inside the sandbox; share it with --allow-read or --allow-write, or use /workspace or /tmp",
+                        w.display()
+                    )))
+                }
+            }
+            None => {
+                let real = std::fs::canonicalize(cwd).unwrap_or_else(|_| cwd.to_path_buf());
+                let user_shared = self
+                    .sandbox
+                    .allow_read
+                    .iter()
+                    .chain(self.sandbox.allow_write.iter())
+                    .filter_map(|p| std::fs::canonicalize(p).ok())
+                    .any(|p| real.starts_with(p));
+                Ok(if user_shared {
+                    real
+                } else {
+                    PathBuf::from(mounts::WORKSPACE)
+                })
+            }
+        }
+    }
+
+    /// Runs the command to completion in the sandbox. Setup failures are returned inside the
+    /// report (status `setup-failed`) when the launch got far enough to have one.
+    pub fn status(&self) -> Result<RunReport, Error> {
+        let mut prepared = self.prepare()?;
+        Ok(run_prepared(&mut prepared))
+    }
+}
+
+/// Launches a prepared command: cgroup (or rlimit fallback), the launch, the report.
+pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
+    let policy = &prepared.policy;
+    let memory = policy.limits.memory.0;
+    let run_id = format!("run-{}-{}", std::process::id(), unique());
+    let tasks = policy.limits.nproc + 2;
+    let (cgroup, memory_cap) = match RunCgroup::create(&run_id, memory, tasks) {
+        Ok(cg) => {
+            let m = MemoryCap::cgroup(&cg, memory, tasks);
+            (Some(cg), m)
+        }
+        Err(reason) => {
+            // Per process: V8 reserves ~600 MiB of address space as data at start, so deno
+            // gets a floor of 1 GiB; its heap is still capped by --max-old-space-size.
+            let floor = if policy.runtime == Some(RuntimeKind::Deno)
+                || prepared.resolved.runtime == Some(RuntimeKind::Deno)
+            {
+                1 << 30
+            } else {
+                0
+            };
+            let data = memory.max(floor);
+            prepared.spec.rlimits.data = Some(data);
+            (None, MemoryCap::rlimit(data, reason))
+        }
+    };
+    prepared.layers.memory = memory_cap;
+    let result = launch::run(&prepared.spec, cgroup.as_ref());
+    let stats = cgroup.as_ref().map(|c| c.stats());
+    drop(cgroup);
+    RunReport::from_launch(prepared, result, stats)
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Files of the sandbox's own /etc: who the workload is, and how to resolve localhost.
+fn etc_files() -> Vec<(PathBuf, String)> {
+    let u = Ids::INNER;
+    vec![
+        (
+            "/etc/passwd".into(),
+            format!("root:x:0:0:root:/:/usr/sbin/nologin\nsandbox:x:{u}:{u}:sandbox:/workspace:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/:/usr/sbin/nologin\n"),
+        ),
+        (
+            "/etc/group".into(),
+            format!("root:x:0:\nsandbox:x:{u}:\nnogroup:x:65534:\n"),
+        ),
+        ("/etc/hosts".into(), "127.0.0.1 localhost sandbox\n::1 localhost\n".into()),
+        ("/etc/hostname".into(), "sandbox\n".into()),
+        ("/etc/nsswitch.conf".into(), "passwd: files\ngroup: files\nhosts: files\n".into()),
+    ]
+}
+
+/// The limit a run hit, from what the kernel and the cgroup counted.
+pub(crate) fn limit_hit(
+    ending: &launch::Ending,
+    stats: Option<&crate::cgroup::CgroupStats>,
+    runtime: Option<RuntimeKind>,
+    cpu: Duration,
+    cpu_limit: Option<u64>,
+) -> Option<LimitHit> {
+    use launch::Ending::*;
+    if matches!(ending, Timeout) {
+        return Some(LimitHit::Timeout);
+    }
+    if let Some(s) = stats {
+        if s.oom_kills > 0 {
+            return Some(LimitHit::Memory);
+        }
+    }
+    match ending {
+        Signaled { signal } if *signal == libc::SIGXCPU => return Some(LimitHit::Cpu),
+        Signaled { signal }
+            if *signal == libc::SIGKILL && cpu_limit.is_some_and(|l| cpu.as_secs() >= l) =>
+        {
+            return Some(LimitHit::Cpu)
+        }
+        Signaled { signal } if *signal == libc::SIGXFSZ => return Some(LimitHit::FileSize),
+        _ => {}
+    }
+    if stats.is_some_and(|s| s.pids_max_hits > 0) {
+        return Some(LimitHit::Nproc);
+    }
+    // Without a cgroup, V8 growing past its heap cap or RLIMIT_DATA dies with a fatal error
+    // (SIGTRAP, SIGABRT or SIGSEGV): the cause is memory.
+    let js = matches!(runtime, Some(RuntimeKind::Deno) | Some(RuntimeKind::Node));
+    let v8_fatal = |s: i32| s == libc::SIGTRAP || s == libc::SIGABRT || s == libc::SIGSEGV;
+    match ending {
+        Signaled { signal } if js && v8_fatal(*signal) => Some(LimitHit::Memory),
+        Exited { code } if js && (*code == 133 || *code == 134 || *code == 139) => {
+            Some(LimitHit::Memory)
+        }
+        _ => None,
+    }
+}
+
+/// The command line of a Prepared, for reports.
+impl Prepared {
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# Effective policy\n");
+        out.push_str(&self.policy.to_toml());
+        out.push_str("\n# Command\n");
+        out.push_str(&format!("program = {:?}\n", self.resolved.program));
+        out.push_str(&format!("argv = {:?}\n", self.command_line));
+        out.push_str(&format!("workdir = {:?}\n", self.spec.workdir));
+        out.push_str("\n# Layers applied at every run, in order\n");
+        out.push_str(&self.layers.describe());
+        out.push_str("\n# Mounts (the whole visible filesystem)\n");
+        out.push_str("/            tmpfs, read-only after setup\n");
+        for op in &self.spec.mounts.ops {
+            match op {
+                mounts::MountOp::Bind {
+                    target, writable, ..
+                } => out.push_str(&format!(
+                    "{:<12} bind, {}\n",
+                    target.display(),
+                    if *writable { "read-write" } else { "read-only" }
+                )),
+                mounts::MountOp::Symlink { target, points_to } => out.push_str(&format!(
+                    "{:<12} symlink -> {}\n",
+                    target.display(),
+                    points_to.display()
+                )),
+                mounts::MountOp::Tmpfs { target, size, .. } => out.push_str(&format!(
+                    "{:<12} tmpfs, read-write, {}\n",
+                    target.display(),
+                    Size(*size)
+                )),
+                mounts::MountOp::File { target, .. } => {
+                    out.push_str(&format!("{:<12} file (generated)\n", target.display()))
+                }
+            }
+        }
+        out.push_str("/dev         null zero full random urandom, fd links\n/proc        fresh procfs of the sandbox's PID namespace\n");
+        for s in &self.spec.mounts.skipped {
+            out.push_str(&format!(
+                "# skipped (absent on this host): {}\n",
+                s.display()
+            ));
+        }
+        out.push_str("\n# Environment (nothing else is inherited)\n");
+        for e in &self.spec.env {
+            out.push_str(&format!("{}\n", e.to_string_lossy()));
+        }
+        out
+    }
+}
+
+/// Degradations a policy accepted, as names.
+pub fn accepted_degradations(p: &Policy) -> BTreeSet<&'static str> {
+    p.allow_degraded.iter().map(|d| d.name()).collect()
+}

@@ -194,6 +194,7 @@ async fn granted_paths_are_visible_and_nothing_else() {
     std::fs::create_dir_all(proj.join("in")).unwrap();
     std::fs::create_dir_all(proj.join("out")).unwrap();
     std::fs::write(proj.join("in/data.txt"), "hello from host").unwrap();
+    set_mode(&proj.join("out"), 0o777);
     // A symlink pointing into the root is fine: the resolved target is what is granted.
     let link = env.path().join("link-to-in");
     std::os::unix::fs::symlink(proj.join("in"), &link).unwrap();

@@ -121,6 +121,8 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     let (stderr, err_cut) = truncate(&strip_ansi(&o.stderr));
     let error = match (&o.error, o.success) {
         (_, true) => None,
+        // The timeout message is exact (agents and clients match on it); stderr stays in `stderr`.
+        (Some(e), false) if o.timed_out => Some(e.clone()),
         (Some(e), false) if stderr.trim().is_empty() => Some(e.clone()),
         (Some(e), false) => Some(format!("{e}\n{stderr}")),
         (None, false) => Some(stderr.clone()),

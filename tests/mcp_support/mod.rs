@@ -48,6 +48,9 @@ pub struct ServerEnv {
 impl ServerEnv {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        // The sandbox may run as an unprivileged uid (65534 when the tests run as root): let it
+        // traverse to the paths a test grants.
+        set_mode(dir.path(), 0o755);
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).expect("home dir");
         let deno_dir = deno().parent().expect("deno dir").to_path_buf();
@@ -187,4 +190,10 @@ pub async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     cond()
+}
+
+/// chmod, for paths a test grants to the sandbox.
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
 }

@@ -252,3 +252,61 @@ async fn timeout_truncation_and_fresh_workspace() {
     assert_eq!(output(&r), "False False\n");
     c.service.cancel().await.expect("close");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_boundary_holds_through_mcp() {
+    let env = ServerEnv::new();
+    std::fs::write(env.path().join("host-secret.txt"), "top secret").unwrap();
+    std::fs::write(
+        env.path().join(".code-executor.json"),
+        r#"{"security": {"allowNetwork": ["example.com"]}}"#,
+    )
+    .unwrap();
+    let env = env.set("SECRET_FOR_TEST", "xyz");
+    let c = env.start().await;
+    let host_file = env.path().join("host-secret.txt").display().to_string();
+
+    // The server's environment, cwd and files are not visible; HOME is the private workspace.
+    let code = format!(
+        "import os\nprint('SECRET_FOR_TEST' in os.environ, os.environ['HOME'], os.path.exists({host_file:?}))"
+    );
+    let r = c.call("executePython", json!({"code": code})).await;
+    assert_eq!(output(&r), "False /workspace False\n", "{}", text(&r));
+
+    // No network without a grant.
+    let code = "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 53), timeout=3)\n    print('connected')\nexcept OSError as e:\n    print('blocked')";
+    let r = c.call("executePython", json!({"code": code})).await;
+    assert_eq!(output(&r), "blocked\n", "{}", text(&r));
+    let r = c
+        .call("executeTypescript", json!({"runtime": "node", "code": "import net from 'node:net';\nconst s = net.connect(53, '1.1.1.1');\ns.on('connect', () => { console.log('connected'); s.destroy(); });\ns.on('error', () => console.log('blocked'));"}))
+        .await;
+    assert_eq!(output(&r), "blocked\n", "{}", text(&r));
+
+    // A memory limit hit is reported as such.
+    let r = c
+        .call(
+            "executePython",
+            json!({"code": "x = bytearray(2 * 1024**3)\nprint(len(x))"}),
+        )
+        .await;
+    let s = sc(&r);
+    assert_eq!(r.is_error, Some(true));
+    assert_eq!(s["limitHit"], "memory", "{s:?}");
+    assert!(error(&r).contains("limit hit: memory"), "{}", error(&r));
+    assert!(s["peakMemoryBytes"].as_u64().is_some(), "{s:?}");
+
+    // A granted host (within security.allowNetwork) is either passed to the sandbox or, while
+    // the launcher lacks --allow-net, refused with a message that says so; never ignored.
+    let r = c
+        .call(
+            "executePython",
+            json!({"code": "print('ran')", "permissions": {"net": ["example.com:443"]}}),
+        )
+        .await;
+    if r.is_error == Some(true) {
+        assert!(error(&r).contains("--allow-net"), "{}", error(&r));
+    } else {
+        assert_eq!(output(&r), "ran\n");
+    }
+    c.service.cancel().await.expect("close");
+}

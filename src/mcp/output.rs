@@ -50,6 +50,8 @@ pub struct ExecOutcome {
     pub warnings: Vec<String>,
     /// Sandbox layers that could not be applied on this machine (from the run report).
     pub degraded: Vec<String>,
+    pub cpu_time_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
 }
 
 impl ExecOutcome {
@@ -154,6 +156,12 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if let Some(l) = &o.limit_hit {
         sc.insert("limitHit".into(), json!(l));
     }
+    if let Some(c) = o.cpu_time_ms {
+        sc.insert("cpuTimeMs".into(), json!(c.round() as u64));
+    }
+    if let Some(m) = o.peak_memory_bytes {
+        sc.insert("peakMemoryBytes".into(), json!(m));
+    }
     if out_cut || err_cut {
         sc.insert("outputTruncated".into(), json!(true));
     }
@@ -220,6 +228,8 @@ pub fn execute_output_schema() -> Map<String, Value> {
             "exitCode": {"type": ["integer", "null"]},
             "signal": {"type": "integer"},
             "limitHit": {"type": "string"},
+            "cpuTimeMs": {"type": "number"},
+            "peakMemoryBytes": {"type": "number"},
             "outputTruncated": {"type": "boolean"},
             "warnings": {"type": "array", "items": {"type": "string"}},
             "sandboxDegraded": {"type": "array", "items": {"type": "string"}}

@@ -71,6 +71,8 @@ pub struct RunReport {
     pub signal: Option<i32>,
     pub limit_hit: Option<String>,
     pub degraded: Vec<String>,
+    pub cpu_time_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
 }
 
 impl RunReport {
@@ -83,6 +85,8 @@ impl RunReport {
             exit_code: int("exit_code"),
             signal: int("signal"),
             limit_hit: s("limit_hit"),
+            cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
+            peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
             degraded: v
                 .get("degraded")
                 .and_then(Value::as_array)

@@ -546,6 +546,8 @@ fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
         signal,
         limit_hit: limit_hit.clone(),
         degraded: report.degraded.clone(),
+        cpu_time_ms: report.cpu_time_ms,
+        peak_memory_bytes: report.peak_memory_bytes,
         ..Default::default()
     };
     let status = report.status.as_deref();

@@ -73,6 +73,8 @@ pub struct RunReport {
     pub degraded: Vec<String>,
     pub cpu_time_ms: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
+    /// The launcher's own explanation when setup failed.
+    pub error: Option<String>,
 }
 
 impl RunReport {
@@ -85,6 +87,7 @@ impl RunReport {
             exit_code: int("exit_code"),
             signal: int("signal"),
             limit_hit: s("limit_hit"),
+            error: s("error"),
             cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
             peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
             degraded: v

@@ -527,7 +527,8 @@ fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
         stderr
             .lines()
             .find_map(|l| l.strip_prefix("sandbox-run: limit:"))
-            .map(|l| l.trim().to_string())
+            // "sandbox-run: limit: memory: memory cap of 512M reached" -> "memory"
+            .map(|l| l.split(':').next().unwrap_or_default().trim().to_string())
     });
     let exit_code = report.exit_code.or(out.exit_code);
     let signal = report.signal.or(out.signal).or_else(|| {
@@ -564,7 +565,10 @@ fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
         status == Some("setup-failed") || (status.is_none() && exit_code == Some(125));
     if setup_failed {
         o.error_type = Some(ErrorType::Execution);
-        o.error = Some("the sandbox could not be set up (sandbox-run exit 125); see stderr for the step and the fix".into());
+        o.error = Some(match &report.error {
+            Some(e) => format!("the sandbox could not be set up: {e}"),
+            None => "the sandbox could not be set up (sandbox-run exit 125); see stderr for the step and the fix".into(),
+        });
         return o;
     }
     if status.is_none() && out.report.is_none() && exit_code == Some(2) && out.signal.is_none() {
@@ -696,6 +700,84 @@ impl ServerHandler for ExecutorServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mcp::sandbox::{Captured, RunReport};
+
+    fn out(exit: Option<i32>, report: Option<RunReport>, stderr: &str) -> RunOutput {
+        RunOutput {
+            stdout: Captured::default(),
+            stderr: Captured {
+                text: stderr.into(),
+                dropped: 0,
+            },
+            exit_code: exit,
+            signal: None,
+            report,
+            wall_ms: 5,
+            backstop_killed: false,
+        }
+    }
+
+    fn report(status: &str, exit: Option<i32>, signal: Option<i32>) -> RunReport {
+        RunReport {
+            status: Some(status.into()),
+            exit_code: exit,
+            signal,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn launcher_exits_are_interpreted() {
+        let o = interpret(
+            out(Some(0), Some(report("exited", Some(0), None)), ""),
+            1000,
+        );
+        assert!(o.success && o.error.is_none());
+
+        let o = interpret(
+            out(Some(124), Some(report("timeout", None, None)), ""),
+            2500,
+        );
+        assert!(o.timed_out && !o.success);
+        assert_eq!(o.error.as_deref(), Some("Execution timeout after 2.50s"));
+
+        // The guest's own exit 124 is not a timeout when the report says it exited.
+        let o = interpret(
+            out(Some(124), Some(report("exited", Some(124), None)), ""),
+            1000,
+        );
+        assert!(!o.timed_out);
+        assert_eq!(o.error.as_deref(), Some("exited with code 124"));
+
+        let mut r = report("signaled", None, Some(9));
+        r.limit_hit = Some("memory".into());
+        let o = interpret(out(Some(137), Some(r), ""), 1000);
+        assert_eq!(
+            o.error.as_deref(),
+            Some("killed by signal 9 (limit hit: memory)")
+        );
+
+        let mut r = report("setup-failed", None, None);
+        r.error = Some("landlock: not supported".into());
+        let o = interpret(out(Some(125), Some(r), ""), 1000);
+        assert!(o.error.unwrap().contains("landlock: not supported"));
+
+        // No report: fall back on the exit-code contract.
+        let o = interpret(out(Some(137), None, ""), 1000);
+        assert_eq!(o.signal, Some(9));
+        let o = interpret(out(Some(127), None, ""), 1000);
+        assert!(o.error.unwrap().contains("not found"));
+        let o = interpret(
+            out(Some(2), None, "error: unexpected argument '--allow-net'"),
+            1000,
+        );
+        assert!(o.error.unwrap().contains("rejected its arguments"));
+        let o = interpret(
+            out(Some(1), None, "sandbox-run: limit: cpu: 2 s used\n"),
+            1000,
+        );
+        assert_eq!(o.limit_hit.as_deref(), Some("cpu"));
+    }
 
     #[test]
     fn net_ceiling() {

@@ -383,6 +383,8 @@ impl ExecutorServer {
             .map_err(|e| security(e.to_string()))?;
         let write = paths::resolve_all("write", &p.permissions.write, &s.cfg.allow_write)
             .map_err(|e| security(e.to_string()))?;
+        // A path granted for writing is readable already; don't mount it twice.
+        let read: Vec<PathBuf> = read.into_iter().filter(|r| !write.contains(r)).collect();
         for n in p.permissions.net.iter().filter(|n| !n.is_empty()) {
             if !net_allowed(n, &s.cfg.allow_network) {
                 return Err(security(format!(

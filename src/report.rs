@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::cgroup::{CgroupStats, RunCgroup};
 use crate::launch::{self, Ending, LaunchOutcome, LaunchSpec, SetupError};
+use crate::net::proxy::ConnectionDecision;
 use crate::policy::{Policy, Size};
 use crate::sandbox::Prepared;
 
@@ -170,6 +171,9 @@ pub struct RunReport {
     pub layers: Layers,
     /// Protections that were not applied, each named (empty in a fully enforced run).
     pub degraded: Vec<String>,
+    /// Every egress connection decision (host, port, address, allowed or why refused). Empty
+    /// when the run had no network, which is the default.
+    pub network: Vec<ConnectionDecision>,
 }
 
 impl RunReport {
@@ -177,6 +181,7 @@ impl RunReport {
         p: &Prepared,
         result: Result<LaunchOutcome, SetupError>,
         stats: Option<CgroupStats>,
+        network: Vec<ConnectionDecision>,
     ) -> RunReport {
         let mut layers = p.layers.clone();
         let mut report = RunReport {
@@ -195,6 +200,7 @@ impl RunReport {
             error: None,
             layers: layers.clone(),
             degraded: vec![],
+            network,
         };
         let out = match result {
             Ok(o) => o,

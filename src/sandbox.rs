@@ -13,7 +13,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cgroup::RunCgroup;
-use crate::launch::{self, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec};
+use crate::launch::{
+    self, egress, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec,
+};
+use crate::net::forwarder::proxy_env;
+use crate::net::guest::NODE_PROXY_PRELUDE;
+use crate::net::pattern::NetPolicy;
 use crate::policy::{Degradation, Policy, RuntimeKind, Size};
 use crate::report::{Layers, LimitHit, MemoryCap, RunReport};
 use crate::runtime::{self, ResolvedCommand};
@@ -81,6 +86,8 @@ pub struct Prepared {
     pub layers: Layers,
     pub command_line: Vec<String>,
     pub policy: Policy,
+    /// The egress allowlist, when the run may reach the network.
+    pub net: Option<NetPolicy>,
 }
 
 /// The environment every run starts from: nothing of the host's.
@@ -119,7 +126,7 @@ impl<'a> Command<'a> {
         let host_path = std::env::var_os("PATH").unwrap_or_else(|| BASE_PATH.into());
         let resolved = runtime::resolve(&self.program, &host_path, &cwd)?;
         let runtime = policy.runtime.or(resolved.runtime);
-        let ids = Ids::for_current_user();
+        let ids = Ids::for_current_user()?;
 
         let mut shares = Vec::new();
         for p in &policy.filesystem.read_only {
@@ -160,12 +167,27 @@ impl<'a> Command<'a> {
                 flag: "--allow-write",
             });
         }
+        let net = if policy.network.allow.is_empty() {
+            None
+        } else {
+            Some(
+                NetPolicy::parse(&policy.network.allow)
+                    .map_err(|e| Error::Usage(format!("--allow-net / network.allow: {e}")))?,
+            )
+        };
+        let mut files = etc_files();
+        if net.is_some() {
+            files.push((
+                egress::NODE_PRELOAD_INSIDE.into(),
+                NODE_PROXY_PRELUDE.to_string(),
+            ));
+        }
         let plan = mounts::MountPlan::build(
             &shares,
             policy.limits.tmp_size.0,
             (ids.inner_uid, ids.inner_gid),
             (ids.host_uid, ids.host_gid),
-            etc_files(),
+            files,
         )
         .map_err(|e| Error::Usage(e.to_string()))?;
 
@@ -178,7 +200,7 @@ impl<'a> Command<'a> {
                 .iter()
                 .map(|d| PathBuf::from("/dev").join(d))
                 .collect(),
-            connect_port: None,
+            connect_port: net.as_ref().map(|_| egress::PORT),
         };
 
         let mut env = BTreeMap::new();
@@ -193,11 +215,24 @@ impl<'a> Command<'a> {
         env.insert("TMPDIR".into(), mounts::TMP.into());
         env.extend(policy.env.clone());
         let heap_mib = policy.limits.memory.0 / Size::MIB * 3 / 4;
+        if net.is_some() {
+            env.extend(
+                proxy_env(egress::PORT)
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v)),
+            );
+        }
         match runtime {
             Some(RuntimeKind::Node) => {
+                // node 20 ignores HTTP(S)_PROXY: a preload routes fetch, http and https.
+                let preload = if net.is_some() {
+                    format!(" --require {}", egress::NODE_PRELOAD_INSIDE)
+                } else {
+                    String::new()
+                };
                 env.insert(
                     "NODE_OPTIONS".into(),
-                    format!("--max-old-space-size={heap_mib} --v8-pool-size=2"),
+                    format!("--max-old-space-size={heap_mib} --v8-pool-size=2{preload}"),
                 );
             }
             Some(RuntimeKind::Deno) => {
@@ -249,6 +284,7 @@ impl<'a> Command<'a> {
             ids,
             hostname: "sandbox".into(),
             timeout: Duration::from_secs_f64(policy.limits.timeout_secs),
+            egress: net.is_some(),
             max_cpus: 2,
         };
         let layers = Layers::planned(&spec, policy, memory);
@@ -260,6 +296,7 @@ impl<'a> Command<'a> {
             layers,
             command_line,
             policy: policy.clone(),
+            net,
         })
     }
 
@@ -341,10 +378,35 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
         }
     };
     prepared.layers.memory = memory_cap;
+    let proxy = match prepared
+        .net
+        .clone()
+        .map(egress::ProxyProcess::start)
+        .transpose()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let err =
+                launch::SetupError::new(launch::Step::Preflight, format!("egress proxy: {e}"));
+            return RunReport::from_launch(prepared, Err(err), None, vec![]);
+        }
+    };
+    let pushed = proxy.as_ref().map(|p| {
+        prepared.spec.mounts.ops.push(mounts::MountOp::Bind {
+            source_path: p.dir().to_path_buf(),
+            target: egress::DIR_INSIDE.into(),
+            is_dir: true,
+            writable: false,
+        });
+    });
     let result = launch::run(&prepared.spec, cgroup.as_ref());
+    if pushed.is_some() {
+        prepared.spec.mounts.ops.pop();
+    }
+    let decisions = proxy.map(egress::ProxyProcess::finish).unwrap_or_default();
     let stats = cgroup.as_ref().map(|c| c.stats());
     drop(cgroup);
-    RunReport::from_launch(prepared, result, stats)
+    RunReport::from_launch(prepared, result, stats, decisions)
 }
 
 fn unique() -> u64 {

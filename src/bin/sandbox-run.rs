@@ -70,6 +70,10 @@ struct RunArgs {
     /// Size of the private /tmp and /workspace [default: 100M].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     tmp_size: Option<Size>,
+    /// Allow egress to HOST[:PORT] through the host-side proxy (repeatable; `*.example.com`,
+    /// `*` = any public host; private addresses only when named explicitly).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    allow_net: Vec<String>,
     /// Accept a named weaker mode when this machine lacks a feature (only: no-landlock).
     #[arg(long, value_name = "MODE", value_parser = Degradation::parse)]
     allow_degraded: Vec<Degradation>,
@@ -161,6 +165,7 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     if let Some(s) = args.tmp_size {
         l.tmp_size = s;
     }
+    policy.network.allow.extend(args.allow_net.iter().cloned());
     for d in &args.allow_degraded {
         if !policy.allow_degraded.contains(d) {
             policy.allow_degraded.push(*d);

@@ -66,6 +66,11 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     if let Err(e) = loopback_up() {
         fail(SetupError::new(Step::Loopback, e));
     }
+    if spec.egress {
+        if let Err(e) = super::egress::start_forwarder(&spec.seccomp) {
+            fail(SetupError::new(Step::Loopback, e));
+        }
+    }
 
     // SAFETY: fork in a single-threaded process.
     let w = match unsafe { nix::unistd::fork() } {

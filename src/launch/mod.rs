@@ -14,6 +14,7 @@
 //! the user reads which step failed, why, and how to fix it.
 
 pub mod caps;
+pub mod egress;
 mod init;
 pub mod landlock;
 pub mod mounts;
@@ -105,22 +106,54 @@ impl Ids {
     pub const ROOT_MAPS_TO: u32 = 65534;
     pub const INNER: u32 = 1000;
 
-    pub fn for_current_user() -> Ids {
+    /// The ids for a run started by the current user. Root maps the workload to 65534, which
+    /// must exist in root's own user namespace: inside a user namespace that maps only uid 0
+    /// there is no unprivileged id to give, and mapping to 0 would make the workload root.
+    pub fn for_current_user() -> Result<Ids, SetupError> {
         let uid = nix::unistd::geteuid().as_raw();
         let gid = nix::unistd::getegid().as_raw();
         let (host_uid, host_gid) = if uid == 0 {
+            for (file, id) in [
+                ("uid_map", Ids::ROOT_MAPS_TO),
+                ("gid_map", Ids::ROOT_MAPS_TO),
+            ] {
+                if !id_is_mapped(file, id) {
+                    return Err(SetupError {
+                        step: Step::IdMaps,
+                        reason: format!("started as root in a user namespace whose {file} does not map id {id}: there is no unprivileged id to run the workload as, and it must not run as root"),
+                        fix: format!("start sandbox-run as a non-root user, or from a user namespace that maps id {id} (e.g. a subordinate range via newuidmap)"),
+                        exit_code: 125,
+                    });
+                }
+            }
             (Ids::ROOT_MAPS_TO, Ids::ROOT_MAPS_TO)
         } else {
             (uid, gid)
         };
-        Ids {
+        Ok(Ids {
             inner_uid: Ids::INNER,
             inner_gid: Ids::INNER,
             host_uid,
             host_gid,
-        }
+        })
     }
 }
+
+/// True when `id` lies in one of the ranges of /proc/self/{uid,gid}_map.
+fn id_is_mapped(file: &str, id: u32) -> bool {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/self/{file}")) else {
+        return false;
+    };
+    text.lines().any(|l| {
+        let v: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        v.len() == 3 && (v[0]..v[0] + v[2]).contains(&u64::from(id))
+    })
+}
+
+impl Ids {}
 
 /// Everything the launch needs, resolved on the host side before the clone.
 pub struct LaunchSpec {
@@ -138,6 +171,8 @@ pub struct LaunchSpec {
     pub ids: Ids,
     pub hostname: String,
     pub timeout: Duration,
+    /// Start the egress forwarder inside (the run was granted network hosts).
+    pub egress: bool,
     /// CPUs the workload may run on, so runtimes that size thread pools by CPU count stay
     /// under the task limit on many-core hosts.
     pub max_cpus: usize,
@@ -259,9 +294,18 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
     };
     if pid < 0 {
         let err = std::io::Error::last_os_error();
+        let why = match err.raw_os_error() {
+            Some(libc::ENOSPC) => "the limit on user namespaces is reached (user.max_user_namespaces is 0 or exhausted)",
+            Some(libc::EPERM) => "not permitted: unprivileged user namespaces are disabled or restricted (AppArmor on Ubuntu 24.04+, or kernel.unprivileged_userns_clone=0)",
+            Some(libc::EINVAL) => "the kernel lacks one of the namespace types",
+            Some(libc::EUSERS) => "too many nested user namespaces",
+            _ => "the kernel refused",
+        };
         return Err(SetupError::new(
             Step::Namespaces,
-            format!("clone with new user, mount, PID, network, IPC and UTS namespaces: {err}"),
+            format!(
+                "clone with new user, mount, PID, network, IPC and UTS namespaces: {err}: {why}"
+            ),
         ));
     }
     if pid == 0 {

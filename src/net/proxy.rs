@@ -31,7 +31,7 @@ use super::pattern::{Host, NetPolicy};
 
 /// One decision about one connection, for the audit log and the run report (serialises as
 /// `{"host", "port", "address", "allowed", "reason"}`, `address` a string or null).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConnectionDecision {
     /// The requested host as the client wrote it (normalised; IPv6 in brackets).
     pub host: String,

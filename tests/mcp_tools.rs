@@ -259,7 +259,7 @@ async fn the_sandbox_boundary_holds_through_mcp() {
     std::fs::write(env.path().join("host-secret.txt"), "top secret").unwrap();
     std::fs::write(
         env.path().join(".code-executor.json"),
-        r#"{"security": {"allowNetwork": ["example.com"]}}"#,
+        r#"{"security": {"allowNetwork": []}}"#,
     )
     .unwrap();
     let env = env.set("SECRET_FOR_TEST", "xyz");
@@ -295,18 +295,94 @@ async fn the_sandbox_boundary_holds_through_mcp() {
     assert!(error(&r).contains("limit hit: memory"), "{}", error(&r));
     assert!(s["peakMemoryBytes"].as_u64().is_some(), "{s:?}");
 
-    // A granted host (within security.allowNetwork) is either passed to the sandbox or, while
-    // the launcher lacks --allow-net, refused with a message that says so; never ignored.
-    let r = c
-        .call(
+    c.service.cancel().await.expect("close");
+}
+
+/// A tiny HTTP server on the host's loopback answering every request with `body`.
+fn http_server(body: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_net_grants_egress_within_the_ceiling_only() {
+    let port = http_server("hello via egress");
+    let env = ServerEnv::new();
+    let audit = env.path().join("audit.log");
+    std::fs::write(
+        env.path().join(".code-executor.json"),
+        r#"{"security": {"allowNetwork": ["127.0.0.1", "*.example.com"]}}"#,
+    )
+    .unwrap();
+    let env = env
+        .set("ENABLE_AUDIT_LOG", "1")
+        .set("AUDIT_LOG_PATH", audit.display().to_string());
+    let c = env.start().await;
+    let url = format!("http://127.0.0.1:{port}/x");
+    let grant = json!({"net": [format!("127.0.0.1:{port}")]});
+    let js = format!("const r = await fetch('{url}'); console.log(await r.text());");
+    let cases = [
+        (
             "executePython",
-            json!({"code": "print('ran')", "permissions": {"net": ["example.com:443"]}}),
-        )
-        .await;
-    if r.is_error == Some(true) {
-        assert!(error(&r).contains("--allow-net"), "{}", error(&r));
-    } else {
-        assert_eq!(output(&r), "ran\n");
+            json!({"code": format!("import urllib.request\nprint(urllib.request.urlopen('{url}').read().decode())"), "permissions": grant}),
+        ),
+        (
+            "executeTypescript",
+            json!({"code": js, "permissions": grant}),
+        ),
+        (
+            "executeTypescript",
+            json!({"runtime": "node", "code": js, "permissions": grant}),
+        ),
+    ];
+    for (tool, args) in &cases {
+        let r = c.call(tool, args.clone()).await;
+        assert_eq!(output(&r), "hello via egress\n", "{args}: {}", text(&r));
+        let d = &sc(&r)["network"][0];
+        assert_eq!(d["allowed"], true, "{d}");
+    }
+    // Without the grant the same fetch fails.
+    let mut no_grant = cases[0].1.clone();
+    no_grant.as_object_mut().unwrap().remove("permissions");
+    let r = c.call("executePython", no_grant).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+
+    // Outside the ceiling, or an exact host that only a wildcard covers: refused before running.
+    for (net, want) in [
+        (format!("localhost:{port}"), "does not allow"),
+        ("api.example.com".to_string(), "only through a wildcard"),
+        ("http://127.0.0.1/".to_string(), "URL"),
+    ] {
+        let r = c
+            .call(
+                "executePython",
+                json!({"code": "print(1)", "permissions": {"net": [net]}}),
+            )
+            .await;
+        assert_eq!(sc(&r)["errorType"], "security");
+        assert!(error(&r).contains(want), "{}", error(&r));
     }
     c.service.cancel().await.expect("close");
+
+    // Each egress decision is its own audit line.
+    let lines: Vec<Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let net_lines = lines.iter().filter(|l| l["type"] == "network").count();
+    assert!(net_lines >= 3, "{lines:?}");
 }

@@ -27,6 +27,8 @@ pub struct AuditEntry {
     pub exit_code: Option<i32>,
     pub limit_hit: Option<String>,
     pub warnings: Vec<String>,
+    /// Egress decisions of the run; each becomes its own `"type": "network"` line.
+    pub network: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -102,7 +104,18 @@ impl AuditLog {
     /// Append one line (and flush it, so nothing is lost on a crash or kill).
     pub fn write(&self, entry: &AuditEntry) {
         let Some(path) = &self.path else { return };
-        let line = to_line(entry);
+        let mut line = to_line(entry);
+        let hash = hex::encode(Sha256::digest(entry.code.as_bytes()));
+        for decision in &entry.network {
+            let v = json!({
+                "type": "network",
+                "timestamp": rfc3339_now(),
+                "codeHash": hash,
+                "decision": decision,
+            });
+            line.push('\n');
+            line.push_str(&v.to_string());
+        }
         let mut st = self.lock();
         if st.file.is_none() {
             match open(path) {
@@ -145,6 +158,7 @@ fn open(path: &Path) -> std::io::Result<File> {
 
 fn to_line(e: &AuditEntry) -> String {
     let v: Value = json!({
+        "type": "execution",
         "timestamp": rfc3339_now(),
         "codeHash": hex::encode(Sha256::digest(e.code.as_bytes())),
         "codeLength": e.code.len(),

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::tool_names::{AllowedToolPattern, ToolNameError};
+use crate::net::pattern::NetPolicy;
 
 /// Why the configuration could not be loaded. The server refuses to start on any of these,
 /// because running with a half-understood security configuration is worse than not running.
@@ -154,8 +155,11 @@ pub struct Config {
     pub allow_read: Vec<PathBuf>,
     /// Canonical roots under which a run may be granted write access.
     pub allow_write: Vec<PathBuf>,
-    /// Hosts a run may be granted network access to; empty means no network.
+    /// Hosts a run may be granted network access to (`HOST[:PORT]` patterns, see
+    /// [`crate::net::pattern`]); empty means no network.
     pub allow_network: Vec<String>,
+    /// `allow_network`, parsed: the ceiling a run's `permissions.net` is narrowed by.
+    pub net_ceiling: NetPolicy,
     pub audit_log: Option<PathBuf>,
     pub rate_limit: Option<RateLimitConfig>,
     /// Server-side ceiling for `allowedTools`; a caller can only narrow it.
@@ -185,6 +189,7 @@ impl Default for Config {
             allow_read: Vec::new(),
             allow_write: Vec::new(),
             allow_network: Vec::new(),
+            net_ceiling: NetPolicy::deny_all(),
             audit_log: None,
             rate_limit: None,
             allowed_tools: Vec::new(),
@@ -453,6 +458,8 @@ impl Config {
                 ));
             }
         }
+        self.net_ceiling = NetPolicy::parse(&self.allow_network)
+            .map_err(|e| bad("security.allowNetwork", e.to_string()))?;
         self.allow_read = canonical_roots(origin, &self.allow_read)?;
         self.allow_write = canonical_roots(origin, &self.allow_write)?;
         Ok(())
@@ -796,6 +803,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("CODE_EXECUTOR_TIMEOUT_MS"), "{e}");
+    }
+
+    #[test]
+    fn bad_network_pattern_in_config_fails() {
+        let d = tmpdir("net");
+        write(
+            &d,
+            ".code-executor.json",
+            r#"{"security":{"allowNetwork":["https://x.com/"]}}"#,
+        );
+        let e = Config::load(&sources(&d, &[])).unwrap_err().to_string();
+        assert!(
+            e.contains("security.allowNetwork") && e.contains("URL"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub struct ExecOutcome {
     pub degraded: Vec<String>,
     pub cpu_time_ms: Option<f64>,
     pub peak_memory_bytes: Option<u64>,
+    /// Egress decisions (one object per connection attempt) from the run report.
+    pub network: Vec<Value>,
 }
 
 impl ExecOutcome {
@@ -162,6 +164,9 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if let Some(m) = o.peak_memory_bytes {
         sc.insert("peakMemoryBytes".into(), json!(m));
     }
+    if !o.network.is_empty() {
+        sc.insert("network".into(), json!(o.network));
+    }
     if out_cut || err_cut {
         sc.insert("outputTruncated".into(), json!(true));
     }
@@ -229,6 +234,7 @@ pub fn execute_output_schema() -> Map<String, Value> {
             "signal": {"type": "integer"},
             "limitHit": {"type": "string"},
             "cpuTimeMs": {"type": "number"},
+            "network": {"type": "array", "items": {"type": "object"}, "description": "egress decisions: host, port, allowed, reason"},
             "peakMemoryBytes": {"type": "number"},
             "outputTruncated": {"type": "boolean"},
             "warnings": {"type": "array", "items": {"type": "string"}},

@@ -75,6 +75,8 @@ pub struct RunReport {
     pub peak_memory_bytes: Option<u64>,
     /// The launcher's own explanation when setup failed.
     pub error: Option<String>,
+    /// Network connection decisions of the egress proxy, as the launcher wrote them.
+    pub network: Vec<Value>,
 }
 
 impl RunReport {
@@ -88,6 +90,11 @@ impl RunReport {
             signal: int("signal"),
             limit_hit: s("limit_hit"),
             error: s("error"),
+            network: v
+                .get("network")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
             cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
             peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
             degraded: v

@@ -34,6 +34,7 @@ use super::pool::Pool;
 use super::rate_limit::RateLimiter;
 use super::runtime::{interpreter_args, Runtime, Runtimes};
 use super::sandbox::{self, RunOutput, RunSpec};
+use crate::net::pattern::{narrow, HostPattern, NetPolicy};
 
 pub const TOOL_TS: &str = "executeTypescript";
 pub const TOOL_PY: &str = "executePython";
@@ -323,6 +324,7 @@ impl ExecutorServer {
             exit_code: outcome.exit_code,
             limit_hit: outcome.limit_hit.clone(),
             warnings: outcome.warnings.clone(),
+            network: outcome.network.clone(),
         });
         output::to_result(&outcome)
     }
@@ -385,14 +387,7 @@ impl ExecutorServer {
             .map_err(|e| security(e.to_string()))?;
         // A path granted for writing is readable already; don't mount it twice.
         let read: Vec<PathBuf> = read.into_iter().filter(|r| !write.contains(r)).collect();
-        for n in p.permissions.net.iter().filter(|n| !n.is_empty()) {
-            if !net_allowed(n, &s.cfg.allow_network) {
-                return Err(security(format!(
-                    "permissions.net: {n:?} is not allowed by the server configuration (security.allowNetwork = {:?}); a run can only narrow it",
-                    s.cfg.allow_network
-                )));
-            }
-        }
+        check_net(&p.permissions.net, &s.cfg.net_ceiling).map_err(security)?;
         let lang = if typescript {
             Language::JavaScript
         } else {
@@ -514,10 +509,28 @@ fn cancelled(why: &str) -> ExecOutcome {
     ExecOutcome::rejected(ErrorType::Execution, format!("cancelled: {why}"))
 }
 
-/// `HOST[:PORT]` is allowed when the configuration lists it exactly, or lists its host alone.
-fn net_allowed(entry: &str, allowed: &[String]) -> bool {
-    let host = entry.rsplit_once(':').map(|(h, _)| h).unwrap_or(entry);
-    allowed.iter().any(|a| a == entry || a == host || a == "*")
+/// Check a run's `permissions.net` against the server's ceiling (`security.allowNetwork`).
+///
+/// Narrowing is [`narrow`]'s job. One more refusal on top: an exact host or IP that only a
+/// ceiling *wildcard* covers. `narrow` would keep it public-only, but on the `sandbox-run`
+/// command line every `--allow-net` is an operator pattern, and an exact one may reach the
+/// private addresses it resolves to; passing it would let DNS turn a `*` ceiling into the LAN.
+fn check_net(requested: &[String], ceiling: &NetPolicy) -> Result<(), String> {
+    let mut patterns = Vec::new();
+    for r in requested.iter().filter(|r| !r.is_empty()) {
+        patterns.push(HostPattern::parse(r).map_err(|e| format!("permissions.net: {e}"))?);
+    }
+    narrow(&patterns, ceiling).map_err(|e| e.to_string())?;
+    for p in &patterns {
+        if p.is_explicit() && !ceiling.patterns().any(|c| c.is_explicit() && c.covers(p)) {
+            return Err(format!(
+                "permissions.net asks for the exact host `{p}`, which security.allowNetwork allows only \
+                 through a wildcard; ask for a wildcard pattern (e.g. `*.example.com`) or have the \
+                 operator list `{p}` in security.allowNetwork"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Turn the launcher's exit into the result fields.
@@ -550,6 +563,7 @@ fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
         limit_hit: limit_hit.clone(),
         degraded: report.degraded.clone(),
         cpu_time_ms: report.cpu_time_ms,
+        network: report.network.clone(),
         peak_memory_bytes: report.peak_memory_bytes,
         ..Default::default()
     };
@@ -783,11 +797,32 @@ mod tests {
 
     #[test]
     fn net_ceiling() {
-        let allowed = vec!["example.com".to_string(), "api.x.org:443".to_string()];
-        assert!(net_allowed("example.com:443", &allowed));
-        assert!(net_allowed("api.x.org:443", &allowed));
-        assert!(!net_allowed("api.x.org:80", &allowed));
-        assert!(!net_allowed("evil.com", &allowed));
-        assert!(!net_allowed("x", &[]));
+        let ceiling = NetPolicy::parse(["example.com", "api.x.org:443", "*.pub.dev"]).unwrap();
+        let ok = |r: &[&str]| {
+            check_net(
+                &r.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &ceiling,
+            )
+        };
+        assert!(ok(&[
+            "example.com:443",
+            "api.x.org:443",
+            "*.pub.dev",
+            "*.a.pub.dev",
+            ""
+        ])
+        .is_ok());
+        assert!(ok(&["api.x.org:80"])
+            .unwrap_err()
+            .contains("does not allow"));
+        assert!(ok(&["evil.com"]).unwrap_err().contains("does not allow"));
+        assert!(ok(&["https://example.com/"]).unwrap_err().contains("URL"));
+        // Exact host under a wildcard only: refused (it would become an operator pattern).
+        assert!(ok(&["a.pub.dev"])
+            .unwrap_err()
+            .contains("only through a wildcard"));
+        assert!(check_net(&["x.com".into()], &NetPolicy::deny_all())
+            .unwrap_err()
+            .contains("no network"));
     }
 }

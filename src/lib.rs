@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod launch;
+pub mod mcp;
 pub mod net;
 pub mod policy;
 pub mod probe;

@@ -1,0 +1,315 @@
+//! Shaping a run into the MCP result: `structuredContent`, the text block, ANSI stripping and
+//! truncation, and the `outputSchema` they conform to.
+//!
+//! Errors before a run (validation, rate limit, busy) use the same structured shape with an
+//! `errorType`, so a client validating against `outputSchema` never sees a different shape.
+
+use rmcp::model::{CallToolResult, ContentBlock};
+use serde_json::{json, Map, Value};
+
+/// Most characters of stdout or stderr put in a result; the rest is cut with a note.
+pub const MAX_OUTPUT_CHARS: usize = 25_000;
+
+/// Category of a failure, as in code-executor-mcp's `errorType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Validation,
+    Security,
+    Execution,
+    Mcp,
+    Timeout,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Validation => "validation",
+            ErrorType::Security => "security",
+            ErrorType::Execution => "execution",
+            ErrorType::Mcp => "mcp",
+            ErrorType::Timeout => "timeout",
+        }
+    }
+}
+
+/// Everything a result says about one execution (or a refusal to execute).
+#[derive(Debug, Clone, Default)]
+pub struct ExecOutcome {
+    pub success: bool,
+    pub timed_out: bool,
+    pub stdout: String,
+    pub stderr: String,
+    /// Short explanation of the failure, without the stderr text.
+    pub error: Option<String>,
+    pub error_type: Option<ErrorType>,
+    pub execution_time_ms: u64,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub limit_hit: Option<String>,
+    pub runtime: Option<&'static str>,
+    pub warnings: Vec<String>,
+    /// Sandbox layers that could not be applied on this machine (from the run report).
+    pub degraded: Vec<String>,
+    pub cpu_time_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    /// Egress decisions (one object per connection attempt) from the run report.
+    pub network: Vec<Value>,
+}
+
+impl ExecOutcome {
+    /// A refusal before anything ran.
+    pub fn rejected(error_type: ErrorType, message: impl Into<String>) -> Self {
+        ExecOutcome {
+            error: Some(message.into()),
+            error_type: Some(error_type),
+            ..Default::default()
+        }
+    }
+}
+
+/// Remove ANSI escape sequences (CSI, OSC and two-byte escapes): agents read plain text.
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // CSI: parameters and intermediates, then one final byte in @..~
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                // OSC: ends with BEL or ESC \
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' {
+                        break;
+                    }
+                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                        chars.next();
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Cut `s` to [`MAX_OUTPUT_CHARS`] characters, saying how many were cut.
+pub fn truncate(s: &str) -> (String, bool) {
+    let total = s.chars().count();
+    if total <= MAX_OUTPUT_CHARS {
+        return (s.to_string(), false);
+    }
+    let cut: String = s.chars().take(MAX_OUTPUT_CHARS).collect();
+    (
+        format!(
+            "{cut}\n[output truncated: {} of {total} characters cut]",
+            total - MAX_OUTPUT_CHARS
+        ),
+        true,
+    )
+}
+
+/// Build the MCP result: structured content plus the one text block.
+pub fn to_result(o: &ExecOutcome) -> CallToolResult {
+    let (stdout, out_cut) = truncate(&strip_ansi(&o.stdout));
+    let (stderr, err_cut) = truncate(&strip_ansi(&o.stderr));
+    let error = match (&o.error, o.success) {
+        (_, true) => None,
+        // The timeout message is exact (agents and clients match on it); stderr stays in `stderr`.
+        (Some(e), false) if o.timed_out => Some(e.clone()),
+        (Some(e), false) if stderr.trim().is_empty() => Some(e.clone()),
+        (Some(e), false) => Some(format!("{e}\n{stderr}")),
+        (None, false) => Some(stderr.clone()),
+    };
+    let mut sc = Map::new();
+    sc.insert("success".into(), json!(o.success));
+    sc.insert("output".into(), json!(stdout));
+    if let Some(e) = &error {
+        sc.insert("error".into(), json!(e));
+    }
+    if let Some(t) = o.error_type {
+        sc.insert("errorType".into(), json!(t.as_str()));
+    }
+    sc.insert("executionTimeMs".into(), json!(o.execution_time_ms));
+    sc.insert("toolCallsMade".into(), json!([]));
+    sc.insert("toolCallSummary".into(), json!([]));
+    if !stderr.is_empty() {
+        sc.insert("stderr".into(), json!(stderr));
+    }
+    if let Some(r) = o.runtime {
+        sc.insert("runtime".into(), json!(r));
+    }
+    if o.exit_code.is_some() || o.signal.is_some() {
+        sc.insert("exitCode".into(), json!(o.exit_code));
+    }
+    if let Some(s) = o.signal {
+        sc.insert("signal".into(), json!(s));
+    }
+    if let Some(l) = &o.limit_hit {
+        sc.insert("limitHit".into(), json!(l));
+    }
+    if let Some(c) = o.cpu_time_ms {
+        sc.insert("cpuTimeMs".into(), json!(c.round() as u64));
+    }
+    if let Some(m) = o.peak_memory_bytes {
+        sc.insert("peakMemoryBytes".into(), json!(m));
+    }
+    if !o.network.is_empty() {
+        sc.insert("network".into(), json!(o.network));
+    }
+    if out_cut || err_cut {
+        sc.insert("outputTruncated".into(), json!(true));
+    }
+    if !o.warnings.is_empty() {
+        sc.insert("warnings".into(), json!(o.warnings));
+    }
+    if !o.degraded.is_empty() {
+        sc.insert("sandboxDegraded".into(), json!(o.degraded));
+    }
+
+    let status = if o.timed_out {
+        "TIMEOUT"
+    } else if o.success {
+        "SUCCESS"
+    } else {
+        "FAILURE"
+    };
+    let mut text = format!("Status: {status}\n");
+    if let Some(e) = &o.error {
+        if !o.success {
+            text.push_str(&format!("Error: {e}\n"));
+        }
+    }
+    text.push_str(&format!("Stdout:\n{stdout}\n"));
+    text.push_str(&format!("Stderr:\n{stderr}\n"));
+    if !o.warnings.is_empty() {
+        text.push_str(&format!("Warnings:\n{}\n", o.warnings.join("\n")));
+    }
+    text.push_str(&format!(
+        "Duration: {:.2}s\n",
+        o.execution_time_ms as f64 / 1000.0
+    ));
+    text.push_str("Tool Calls: none\n");
+
+    let mut r = if o.success {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    r.structured_content = Some(Value::Object(sc));
+    r
+}
+
+/// `outputSchema` of the execute tools.
+pub fn execute_output_schema() -> Map<String, Value> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "success": {"type": "boolean"},
+            "output": {"type": "string", "description": "stdout of the run (ANSI stripped, cut past 25,000 characters)"},
+            "error": {"type": "string"},
+            "errorType": {"type": "string", "enum": ["validation", "security", "execution", "mcp", "timeout"]},
+            "executionTimeMs": {"type": "number"},
+            "toolCallsMade": {"type": "array", "items": {"type": "string"}},
+            "toolCallSummary": {"type": "array", "items": {"type": "object", "properties": {
+                "toolName": {"type": "string"}, "callCount": {"type": "number"},
+                "successCount": {"type": "number"}, "errorCount": {"type": "number"},
+                "totalDurationMs": {"type": "number"}, "averageDurationMs": {"type": "number"},
+                "lastCallDurationMs": {"type": "number"}, "lastCallStatus": {"type": "string"},
+                "lastErrorMessage": {"type": "string"}, "lastCalledAt": {"type": "string"}
+            }, "required": ["toolName", "callCount", "successCount", "errorCount", "totalDurationMs", "averageDurationMs"]}},
+            "stderr": {"type": "string"},
+            "runtime": {"type": "string"},
+            "exitCode": {"type": ["integer", "null"]},
+            "signal": {"type": "integer"},
+            "limitHit": {"type": "string"},
+            "cpuTimeMs": {"type": "number"},
+            "network": {"type": "array", "items": {"type": "object"}, "description": "egress decisions: host, port, allowed, reason"},
+            "peakMemoryBytes": {"type": "number"},
+            "outputTruncated": {"type": "boolean"},
+            "warnings": {"type": "array", "items": {"type": "string"}},
+            "sandboxDegraded": {"type": "array", "items": {"type": "string"}}
+        },
+        "required": ["success", "output", "executionTimeMs"]
+    });
+    match schema {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// `outputSchema` of `health`.
+pub fn health_output_schema() -> Map<String, Value> {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "healthy": {"type": "boolean"},
+            "auditLog": {"type": "object", "properties": {"enabled": {"type": "boolean"}}, "required": ["enabled"]},
+            "mcpClients": {"type": "object", "properties": {"connected": {"type": "number"}}, "required": ["connected"]},
+            "connectionPool": {"type": "object", "properties": {
+                "active": {"type": "number"}, "waiting": {"type": "number"}, "max": {"type": "number"}},
+                "required": ["active", "waiting", "max"]},
+            "uptime": {"type": "number"},
+            "timestamp": {"type": "string"}
+        },
+        "required": ["healthy", "auditLog", "mcpClients", "connectionPool", "uptime", "timestamp"]
+    });
+    match schema {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_ansi() {
+        assert_eq!(strip_ansi("\u{1b}[31mred\u{1b}[0m ok"), "red ok");
+        assert_eq!(strip_ansi("\u{1b}]0;title\u{7}x"), "x");
+    }
+
+    #[test]
+    fn truncates_with_note() {
+        let (s, cut) = truncate(&"é".repeat(MAX_OUTPUT_CHARS + 10));
+        assert!(cut);
+        assert!(
+            s.ends_with("[output truncated: 10 of 25010 characters cut]"),
+            "{s}"
+        );
+        assert_eq!(truncate("short"), ("short".to_string(), false));
+    }
+
+    #[test]
+    fn result_fields() {
+        let r = to_result(&ExecOutcome {
+            success: false,
+            timed_out: true,
+            stdout: "a".into(),
+            error: Some("Execution timeout after 2.00s".into()),
+            error_type: Some(ErrorType::Timeout),
+            execution_time_ms: 2001,
+            ..Default::default()
+        });
+        assert_eq!(r.is_error, Some(true));
+        let sc = r.structured_content.unwrap();
+        assert_eq!(sc["errorType"], "timeout");
+        assert_eq!(sc["error"], "Execution timeout after 2.00s");
+        let text = r.content[0].as_text().unwrap().text.clone();
+        assert!(text.starts_with("Status: TIMEOUT\n"), "{text}");
+        for section in ["Stdout:", "Stderr:", "Duration: 2.00s", "Tool Calls:"] {
+            assert!(text.contains(section), "{text}");
+        }
+    }
+}

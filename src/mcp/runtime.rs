@@ -1,0 +1,230 @@
+//! Which interpreters exist on this machine, and the command line that runs guest code in each.
+//!
+//! Guest code always arrives on the interpreter's stdin, so no file crosses the sandbox
+//! boundary: deno reads `-` as TypeScript, node reads stdin as an ES module (top-level await),
+//! and CPython runs a small runner that compiles stdin with top-level `await` allowed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::config::Config;
+use super::params::{JsRuntime, Permissions};
+
+/// An interpreter the server can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Deno,
+    Node,
+    Python,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Deno => "deno",
+            Runtime::Node => "node",
+            Runtime::Python => "python",
+        }
+    }
+
+    /// The `--policy` preset of sandbox-run for this interpreter.
+    pub fn policy(self) -> &'static str {
+        self.name()
+    }
+
+    fn command_name(self) -> &'static str {
+        match self {
+            Runtime::Deno => "deno",
+            Runtime::Node => "node",
+            Runtime::Python => "python3",
+        }
+    }
+}
+
+impl From<JsRuntime> for Runtime {
+    fn from(r: JsRuntime) -> Self {
+        match r {
+            JsRuntime::Deno => Runtime::Deno,
+            JsRuntime::Node => Runtime::Node,
+        }
+    }
+}
+
+/// Result of looking for one interpreter.
+#[derive(Debug, Clone)]
+pub struct Detected {
+    pub runtime: Runtime,
+    /// The command given to sandbox-run: a configured absolute path, or the bare name that
+    /// sandbox-run resolves through PATH itself (it also resolves version-manager shims).
+    pub command: Option<PathBuf>,
+    /// Why it is unavailable, for `health`.
+    pub problem: Option<String>,
+}
+
+/// All interpreters, found once at startup.
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    pub deno: Detected,
+    pub node: Detected,
+    pub python: Detected,
+}
+
+impl Runtimes {
+    pub fn detect(cfg: &Config) -> Self {
+        let path_var = std::env::var_os("PATH").unwrap_or_default();
+        let find = |rt: Runtime, configured: Option<&Path>, enabled: bool, key: &str| {
+            if !enabled {
+                return Detected {
+                    runtime: rt,
+                    command: None,
+                    problem: Some(format!("disabled by configuration ({key}.enabled = false)")),
+                };
+            }
+            match configured {
+                Some(p) if is_executable(p) => Detected {
+                    runtime: rt,
+                    command: Some(p.to_path_buf()),
+                    problem: None,
+                },
+                Some(p) => Detected {
+                    runtime: rt,
+                    command: None,
+                    problem: Some(format!(
+                        "configured path {} is not an executable file",
+                        p.display()
+                    )),
+                },
+                None => match std::env::split_paths(&path_var)
+                    .map(|d| d.join(rt.command_name()))
+                    .find(|p| is_executable(p))
+                {
+                    Some(_) => Detected {
+                        runtime: rt,
+                        command: Some(PathBuf::from(rt.command_name())),
+                        problem: None,
+                    },
+                    None => Detected {
+                        runtime: rt,
+                        command: None,
+                        problem: Some(format!(
+                            "`{}` not found on PATH; install it or set its path in the configuration",
+                            rt.command_name()
+                        )),
+                    },
+                },
+            }
+        };
+        Runtimes {
+            deno: find(
+                Runtime::Deno,
+                cfg.deno_path.as_deref(),
+                cfg.typescript_enabled,
+                "executors.typescript",
+            ),
+            node: find(
+                Runtime::Node,
+                cfg.node_path.as_deref(),
+                cfg.typescript_enabled,
+                "executors.typescript",
+            ),
+            python: find(
+                Runtime::Python,
+                cfg.python_path.as_deref(),
+                cfg.python_enabled,
+                "executors.python",
+            ),
+        }
+    }
+
+    pub fn get(&self, rt: Runtime) -> &Detected {
+        match rt {
+            Runtime::Deno => &self.deno,
+            Runtime::Node => &self.node,
+            Runtime::Python => &self.python,
+        }
+    }
+}
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// CPython runner: reads the program from stdin, allows top-level `await` (as Pyodide did),
+/// and hides its own frame from tracebacks.
+pub const PYTHON_RUNNER: &str = r#"import sys
+def _ce_main():
+    src = sys.stdin.read()
+    try:
+        sys.stdin.close()
+    except Exception:
+        pass
+    g = {"__name__": "__main__", "__builtins__": __builtins__}
+    try:
+        # 0x2000 = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, 0x80 = inspect.CO_COROUTINE: literal values
+        # keep `ast`, `inspect` and `asyncio` out of every start (asyncio alone costs ~30 ms).
+        code = compile(src, "<code>", "exec", flags=0x2000)
+        if code.co_flags & 0x80:
+            import asyncio
+            asyncio.run(eval(code, g))
+        else:
+            exec(code, g)
+    except SystemExit:
+        raise
+    except BaseException as e:
+        import traceback
+        tb = e.__traceback__
+        while tb is not None and tb.tb_frame.f_code.co_filename != "<code>":
+            tb = tb.tb_next
+        traceback.print_exception(type(e), e, tb)
+        sys.stdout.flush()
+        sys.exit(1)
+_ce_main()
+"#;
+
+/// Arguments after the interpreter command for one run.
+///
+/// deno keeps its own permission checks as a second layer inside the OS sandbox, mirroring
+/// exactly what the sandbox grants (`/workspace`, `/tmp`, and the run's resolved paths).
+pub fn interpreter_args(
+    rt: Runtime,
+    read: &[PathBuf],
+    write: &[PathBuf],
+    perms: &Permissions,
+) -> Vec<String> {
+    match rt {
+        Runtime::Deno => {
+            let join = |extra: &[&[PathBuf]]| {
+                let mut v = vec!["/workspace".to_string(), "/tmp".to_string()];
+                for list in extra {
+                    v.extend(list.iter().map(|p| p.display().to_string()));
+                }
+                v.join(",")
+            };
+            let mut a = vec![
+                "run".to_string(),
+                "--no-prompt".into(),
+                "--no-config".into(),
+                "--no-lock".into(),
+                "--ext=ts".into(),
+                format!("--allow-read={}", join(&[read, write])),
+                format!("--allow-write={}", join(&[write])),
+                "--allow-env".into(),
+            ];
+            let net: Vec<&str> = perms
+                .net
+                .iter()
+                .map(String::as_str)
+                .filter(|n| !n.is_empty())
+                .collect();
+            if !net.is_empty() {
+                a.push(format!("--allow-net={}", net.join(",")));
+            }
+            a.push("-".into());
+            a
+        }
+        Runtime::Node => vec!["--input-type=module".into(), "-".into()],
+        Runtime::Python => vec!["-c".into(), PYTHON_RUNNER.into()],
+    }
+}

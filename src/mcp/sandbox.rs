@@ -1,0 +1,355 @@
+//! Running one execution through the `sandbox-run` launcher.
+//!
+//! The server is multi-threaded, and configuring namespaces, Landlock and seccomp after a
+//! fork in a threaded process is unsafe; so the server only ever fork+execs the separate,
+//! single-threaded `sandbox-run` binary, which does all of that. The child gets its own
+//! process group and `kill_on_drop`, and sandbox-run's init dies with it (PDEATHSIG): killing
+//! the child is how a run is cancelled, timed out as a backstop, or stopped at shutdown.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use super::runtime::Runtime;
+
+/// How much of stdout and of stderr is kept in memory per run; the rest is counted only.
+pub const CAPTURE_LIMIT: usize = 1024 * 1024;
+
+/// Extra wall time past `--timeout` before the server kills sandbox-run itself, in case the
+/// launcher's own timer failed.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Failure to run sandbox-run at all (not a failure of the guest code).
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("cannot start the sandbox launcher {path}: {source}; build it (cargo build) next to code-executor-mcp or set SANDBOX_RUN_PATH")]
+    Spawn {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("lost contact with the sandbox launcher: {0}")]
+    Wait(std::io::Error),
+}
+
+/// Where `sandbox-run` is: `SANDBOX_RUN_PATH`, else next to our own executable.
+pub fn locate_sandbox_run(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_path_buf();
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join("sandbox-run")))
+        .unwrap_or_else(|| PathBuf::from("sandbox-run"))
+}
+
+/// Everything needed to start one run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub sandbox_run: PathBuf,
+    pub runtime: Runtime,
+    pub command: PathBuf,
+    pub args: Vec<String>,
+    pub read: Vec<PathBuf>,
+    pub write: Vec<PathBuf>,
+    pub net: Vec<String>,
+    pub timeout_ms: u64,
+    pub code: String,
+    /// Private host directory of this run (holds the report); removed by the caller.
+    pub run_dir: PathBuf,
+}
+
+/// The launcher's JSON report, read defensively (every field optional, unknown ones ignored).
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub status: Option<String>,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub limit_hit: Option<String>,
+    pub degraded: Vec<String>,
+    pub cpu_time_ms: Option<f64>,
+    pub peak_memory_bytes: Option<u64>,
+    /// The launcher's own explanation when setup failed.
+    pub error: Option<String>,
+    /// Network connection decisions of the egress proxy, as the launcher wrote them.
+    pub network: Vec<Value>,
+}
+
+impl RunReport {
+    fn parse(text: &str) -> Option<RunReport> {
+        let v: Value = serde_json::from_str(text).ok()?;
+        let int = |k: &str| v.get(k).and_then(Value::as_i64).map(|n| n as i32);
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+        Some(RunReport {
+            status: s("status"),
+            exit_code: int("exit_code"),
+            signal: int("signal"),
+            limit_hit: s("limit_hit"),
+            error: s("error"),
+            network: v
+                .get("network")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
+            peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
+            degraded: v
+                .get("degraded")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+}
+
+/// Captured output of one stream: the kept prefix and how many bytes were dropped.
+#[derive(Debug, Clone, Default)]
+pub struct Captured {
+    pub text: String,
+    pub dropped: u64,
+}
+
+impl Captured {
+    /// The text with a note when bytes were dropped at capture time.
+    pub fn into_text(self) -> String {
+        if self.dropped == 0 {
+            self.text
+        } else {
+            format!(
+                "{}\n[{} more bytes not kept by the server]",
+                self.text, self.dropped
+            )
+        }
+    }
+}
+
+/// What happened to a run that reached the launcher.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub stdout: Captured,
+    pub stderr: Captured,
+    /// Exit code of sandbox-run (the command's own, or 124/125/126/127, or 128+N).
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub report: Option<RunReport>,
+    pub wall_ms: u64,
+    /// The server killed the launcher after the backstop expired.
+    pub backstop_killed: bool,
+}
+
+impl RunOutput {
+    /// The launcher reported a wall-clock timeout.
+    pub fn timed_out(&self) -> bool {
+        match &self.report {
+            Some(r) if r.status.is_some() => r.status.as_deref() == Some("timeout"),
+            _ => self.exit_code == Some(124) || self.backstop_killed,
+        }
+    }
+}
+
+/// Kills the whole process group if the run is abandoned (cancel, shutdown, panic) before
+/// the launcher was reaped. `kill_on_drop` covers the launcher; this also covers anything it
+/// left in its group.
+struct GroupGuard {
+    pgid: Option<i32>,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// The sandbox-run argument list for `spec` (everything before and including the command).
+pub fn launcher_args(spec: &RunSpec, report: &Path) -> Vec<String> {
+    let mut a = vec![
+        "--policy".to_string(),
+        spec.runtime.policy().to_string(),
+        "--workdir".into(),
+        "/workspace".into(),
+        "--timeout".into(),
+        format!("{:.3}", spec.timeout_ms as f64 / 1000.0),
+        "--report".into(),
+        report.display().to_string(),
+        "--env".into(),
+        "NO_COLOR=1".into(),
+    ];
+    match spec.runtime {
+        Runtime::Deno => {
+            a.extend(["--env".into(), "DENO_NO_UPDATE_CHECK=1".into()]);
+        }
+        Runtime::Python => {
+            a.extend(["--env".into(), "PYTHONDONTWRITEBYTECODE=1".into()]);
+        }
+        Runtime::Node => {}
+    }
+    for p in &spec.read {
+        a.extend(["--allow-read".into(), p.display().to_string()]);
+    }
+    for p in &spec.write {
+        a.extend(["--allow-write".into(), p.display().to_string()]);
+    }
+    for n in spec.net.iter().filter(|n| !n.is_empty()) {
+        a.extend(["--allow-net".into(), n.clone()]);
+    }
+    a.push("--".into());
+    a.push(spec.command.display().to_string());
+    a.extend(spec.args.iter().cloned());
+    a
+}
+
+/// Run one execution to completion. Dropping the returned future kills the sandbox.
+pub async fn run(spec: RunSpec) -> Result<RunOutput, SandboxError> {
+    let report_path = spec.run_dir.join("report.json");
+    let mut cmd = Command::new(&spec.sandbox_run);
+    cmd.args(launcher_args(&spec, &report_path))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+        path: spec.sandbox_run.clone(),
+        source,
+    })?;
+    let mut guard = GroupGuard {
+        pgid: child.id().map(|p| p as i32),
+    };
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let code = spec.code.clone();
+    let feed = async move {
+        if let Some(mut s) = stdin.take() {
+            // A guest that exits without reading its stdin gives EPIPE here: not an error.
+            let _ = s.write_all(code.as_bytes()).await;
+            let _ = s.shutdown().await;
+        }
+    };
+    let backstop = Duration::from_millis(spec.timeout_ms) + BACKSTOP_GRACE;
+    let wait = async {
+        match tokio::time::timeout(backstop, child.wait()).await {
+            Ok(s) => (s, false),
+            Err(_) => {
+                tracing::warn!(
+                    "sandbox-run outlived its --timeout by {BACKSTOP_GRACE:?}; killing it"
+                );
+                let _ = child.start_kill();
+                (child.wait().await, true)
+            }
+        }
+    };
+    let (_, out, err, (status, backstop_killed)) =
+        tokio::join!(feed, capture(stdout), capture(stderr), wait);
+    let status = status.map_err(SandboxError::Wait)?;
+    // Reaped: the pgid may be reused from now on, so the guard must not signal it.
+    guard.pgid = None;
+    let wall_ms = start.elapsed().as_millis() as u64;
+    let report = std::fs::read_to_string(&report_path)
+        .ok()
+        .and_then(|t| RunReport::parse(&t));
+    Ok(RunOutput {
+        stdout: out,
+        stderr: err,
+        exit_code: status.code(),
+        signal: status.signal(),
+        report,
+        wall_ms,
+        backstop_killed,
+    })
+}
+
+/// Read a stream to its end, keeping at most [`CAPTURE_LIMIT`] bytes.
+async fn capture<R: AsyncRead + Unpin>(stream: Option<R>) -> Captured {
+    let Some(mut r) = stream else {
+        return Captured::default();
+    };
+    let mut kept = Vec::new();
+    let mut dropped = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                let room = CAPTURE_LIMIT.saturating_sub(kept.len());
+                let take = room.min(n);
+                kept.extend_from_slice(&buf[..take]);
+                dropped += (n - take) as u64;
+            }
+        }
+    }
+    Captured {
+        text: String::from_utf8_lossy(&kept).into_owned(),
+        dropped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_is_read_defensively() {
+        let r = RunReport::parse(
+            r#"{"status":"exited","exit_code":3,"signal":null,"limit_hit":"memory","degraded":["seccomp"],"new_field":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.exit_code, Some(3));
+        assert_eq!(r.limit_hit.as_deref(), Some("memory"));
+        assert_eq!(r.degraded, vec!["seccomp".to_string()]);
+        assert!(RunReport::parse(r#"{"status":5}"#)
+            .unwrap()
+            .status
+            .is_none());
+        assert!(RunReport::parse("not json").is_none());
+    }
+
+    #[test]
+    fn launcher_arguments() {
+        let spec = RunSpec {
+            sandbox_run: "/x/sandbox-run".into(),
+            runtime: Runtime::Python,
+            command: "python3".into(),
+            args: vec!["-c".into(), "R".into()],
+            read: vec!["/r".into()],
+            write: vec!["/w".into()],
+            net: vec!["".into(), "example.com:443".into()],
+            timeout_ms: 2500,
+            code: String::new(),
+            run_dir: "/tmp/run".into(),
+        };
+        let a = launcher_args(&spec, Path::new("/tmp/run/report.json")).join(" ");
+        assert!(a.starts_with("--policy python --workdir /workspace --timeout 2.500 --report /tmp/run/report.json"), "{a}");
+        assert!(
+            a.contains(
+                "--allow-read /r --allow-write /w --allow-net example.com:443 -- python3 -c R"
+            ),
+            "{a}"
+        );
+    }
+
+    #[tokio::test]
+    async fn capture_is_bounded() {
+        let data = vec![b'x'; CAPTURE_LIMIT + 10];
+        let c = capture(Some(&data[..])).await;
+        assert_eq!(c.text.len(), CAPTURE_LIMIT);
+        assert_eq!(c.dropped, 10);
+        assert!(c
+            .into_text()
+            .ends_with("[10 more bytes not kept by the server]"));
+    }
+}

@@ -12,6 +12,7 @@ done
 cargo build --release --bin sandbox-run >&2
 SR=$PWD/target/release/sandbox-run
 export PATH="$PWD/.deps/node_modules/.bin:$PATH"
+command -v deno >/dev/null || { echo "bench.sh: deno is missing: run scripts/test.sh (it installs deno into .deps/)" >&2; exit 1; }
 py=$(python3 -c 'import sys; print(sys.executable)')
 pyprefix=$(python3 -c 'import sys; print(sys.base_prefix)')
 deno=$(readlink -f "$(command -v deno)")

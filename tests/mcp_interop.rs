@@ -13,7 +13,7 @@ async fn python_sdk_lists_tools_and_runs_code() {
     assert!(
         python.exists(),
         "the Python MCP SDK is required by this test and {} is missing; install it with \
-         `scripts/install-test-deps-mcp.sh` (python3 -m venv .deps/venv && .deps/venv/bin/pip install 'mcp>=2,<3')",
+         `scripts/test.sh` (python3 -m venv .deps/venv && .deps/venv/bin/pip install 'mcp>=2,<3')",
         python.display()
     );
     let env = ServerEnv::new();

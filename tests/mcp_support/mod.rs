@@ -34,7 +34,7 @@ pub fn deno() -> PathBuf {
     }
     panic!(
         "deno is required by this test and was not found on PATH nor at {}; install it with \
-         `scripts/install-test-deps-mcp.sh` (or `npm install --prefix .deps deno`)",
+         `scripts/test.sh` (or `npm install --prefix .deps deno`)",
         local.display()
     );
 }

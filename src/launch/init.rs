@@ -53,7 +53,6 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     if helper_gone(&sync_r) {
         exit(125);
     }
-    drop(sync_r);
 
     let newroot = Path::new("/tmp");
     if let Err(e) = mounts::build_root(&spec.mounts, &sources, newroot) {
@@ -74,6 +73,12 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     if let Err(e) = loopback_up() {
         fail(SetupError::new(Step::Loopback, e));
     }
+    // Wait until H has put us in the run's cgroup: the forwarder and the workload must be born inside it.
+    match nix::unistd::read(&sync_r, &mut b) {
+        Ok(1) if b[0] == b'2' => {}
+        _ => exit(125),
+    }
+    drop(sync_r);
     if spec.egress {
         if let Err(e) = super::egress::start_forwarder(&spec.seccomp) {
             fail(SetupError::new(Step::Loopback, e));

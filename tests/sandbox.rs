@@ -770,3 +770,38 @@ fn killing_sandbox_run_kills_the_whole_run() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn die_with_parent_ends_the_run_when_its_starter_dies() {
+    let marker = format!("{}.4242", 300 + std::process::id() % 97);
+    // sh starts sandbox-run in the background, then is killed: sandbox-run must follow.
+    let script =
+        format!("{SANDBOX_RUN} --die-with-parent --timeout 60 -- /bin/sleep {marker} & sleep 30");
+    let mut sh = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !host_processes_of(65534).iter().any(|p| p.contains(&marker)) {
+        assert!(Instant::now() < deadline, "the workload never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sh.kill().unwrap();
+    sh.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<String> = host_processes_of(65534)
+            .into_iter()
+            .chain(host_processes_of(0))
+            .filter(|p| p.contains(&marker))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "survivors after the starter died: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

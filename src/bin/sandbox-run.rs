@@ -77,6 +77,10 @@ struct RunArgs {
     /// Accept a named weaker mode when this machine lacks a feature (only: no-landlock).
     #[arg(long, value_name = "MODE", value_parser = Degradation::parse)]
     allow_degraded: Vec<Degradation>,
+    /// Kill the run when the process that started sandbox-run dies (like bwrap's option of the
+    /// same name). Servers that keep sandboxes waiting use it so none outlives them.
+    #[arg(long)]
+    die_with_parent: bool,
     /// Print the effective policy and every layer, then exit.
     #[arg(long)]
     explain: bool,
@@ -204,6 +208,15 @@ fn run(args: RunArgs) -> i32 {
     if args.explain {
         print!("{}", prepared.explain());
         return 0;
+    }
+    if args.die_with_parent {
+        // SAFETY: prctl with integer arguments; then check the parent did not die before it.
+        let parent = nix::unistd::getppid();
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        if nix::unistd::getppid() != parent {
+            eprintln!("sandbox-run: the parent process died before the run started");
+            return 125;
+        }
     }
     let report = code_executor::sandbox::run_prepared(&mut prepared);
     if let Some(e) = &report.error {

@@ -6,7 +6,7 @@
 //! process: `status()` refuses to run in a threaded one. Threaded programs (our MCP server)
 //! spawn the `sandbox-run` binary instead.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -531,9 +531,4 @@ impl Prepared {
         }
         out
     }
-}
-
-/// Degradations a policy accepted, as names.
-pub fn accepted_degradations(p: &Policy) -> BTreeSet<&'static str> {
-    p.allow_degraded.iter().map(|d| d.name()).collect()
 }

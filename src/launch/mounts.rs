@@ -175,14 +175,15 @@ impl MountPlan {
         Ok(())
     }
 
-    /// True when an earlier bind already shows `path` with at least the same access.
+    /// True when an earlier bind already shows `path` with the same access. (A path asked
+    /// with different access than its parent share gets a bind of its own, over it.)
     fn covers(&self, path: &Path, writable: bool) -> bool {
         self.ops.iter().any(|op| match op {
             MountOp::Bind {
                 target,
                 writable: w,
                 ..
-            } => path.starts_with(target) && (*w || !writable) && (*w == writable),
+            } => path.starts_with(target) && *w == writable,
             _ => false,
         })
     }

@@ -152,6 +152,15 @@ read -r _ n res < "$tmp/out" || true
 [ "${res:-}" = "EAGAIN" ] && PASS "process limit" "fork bomb stopped after ${n} forks" || FAIL "process limit" "${n:-?} forks: ${res:-?}"
 sb --timeout 1 -- python3 -c 'while True: pass'
 rc=$?; [ "$rc" = 124 ] && PASS "wall-clock timeout" "spin killed after 1 s (exit 124)" || FAIL "wall-clock timeout" "exit $rc"
+# Killing sandbox-run itself (SIGKILL) must take the whole run with it.
+marker="$((RANDOM % 900 + 100)).9191"
+"$SR" --timeout 60 -- /bin/sleep "$marker" >/dev/null 2>&1 </dev/null &
+srpid=$!
+for _ in $(seq 50); do pgrep -f "^/bin/sleep $marker" >/dev/null && break; sleep 0.1; done
+kill -9 "$srpid" 2>/dev/null; wait "$srpid" 2>/dev/null
+left=""
+for _ in $(seq 30); do left=$(pgrep -f "sleep $marker" || true); [ -z "$left" ] && break; sleep 0.1; done
+[ -z "$left" ] && PASS "sandbox-run killed" "nothing of the run survives SIGKILL of sandbox-run" || FAIL "sandbox-run killed" "survivors: $left"
 sb --cpu-time 1 --timeout 20 -- python3 -c 'while True: pass'
 [ "$(field limit_hit)" = "cpu" ] && PASS "cpu-time limit" "spin killed by RLIMIT_CPU" || FAIL "cpu-time limit" "limit_hit='$(field limit_hit)'"
 sb --max-file-size 1M -- python3 -c '

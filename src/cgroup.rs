@@ -79,10 +79,49 @@ fn read_key(path: &Path, key: &str) -> Option<u64> {
     })
 }
 
+/// True when `pid` names no live process.
+pub(crate) fn pid_is_dead(pid: i32) -> bool {
+    // SAFETY: kill with signal 0 only checks for existence.
+    pid > 0
+        && unsafe { libc::kill(pid, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+}
+
+/// The helper pid in a run id `run-<pid>-<n>`.
+fn run_pid(name: &str) -> Option<i32> {
+    name.strip_prefix("run-")?.split('-').next()?.parse().ok()
+}
+
+/// Removes run cgroups left by helpers that were killed (SIGKILL leaves no chance to clean
+/// up). Only those whose helper is dead are touched, and the kernel refuses to remove a cgroup
+/// that still has processes, so a live run is never affected.
+fn sweep_stale(parents: &[PathBuf]) {
+    for parent in parents {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name.to_str().and_then(run_pid) else {
+                continue;
+            };
+            if pid_is_dead(pid) {
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+    }
+}
+
 impl RunCgroup {
     /// Creates a run cgroup capping memory (no swap) and tasks. `Err` carries why none could be
     /// had; the caller falls back to rlimits and reports the reason.
     pub fn create(run_id: &str, memory: u64, tasks: u64) -> Result<RunCgroup, String> {
+        sweep_stale(&[
+            Path::new(V1_MEMORY).join(PARENT),
+            Path::new(V1_PIDS).join(PARENT),
+            Path::new(V2_ROOTS[0]).join(PARENT),
+            Path::new(V2_ROOTS[1]).join(PARENT),
+        ]);
         let mut reasons = Vec::new();
         match Self::create_v2(run_id, memory, tasks) {
             Ok(c) => return Ok(c),

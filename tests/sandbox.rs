@@ -805,3 +805,29 @@ fn die_with_parent_ends_the_run_when_its_starter_dies() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn cgroups_left_by_killed_runs_are_swept_by_the_next_run() {
+    // A run whose sandbox-run was SIGKILLed cannot remove its cgroup; the next launch does,
+    // and never touches the cgroup of a live helper.
+    let parent = Path::new("/sys/fs/cgroup/memory/code-executor");
+    assert!(
+        parent.exists() || std::fs::create_dir(parent).is_ok(),
+        "this test needs the v1 memory cgroup (root)"
+    );
+    let mut dead = std::process::Command::new("/bin/true").spawn().unwrap();
+    let dead_pid = dead.id();
+    dead.wait().unwrap();
+    let stale = parent.join(format!("run-{dead_pid}-1"));
+    let live = parent.join(format!("run-{}-1", std::process::id()));
+    std::fs::create_dir(&stale).unwrap();
+    std::fs::create_dir(&live).unwrap();
+    let run = sandbox(&["--", "/bin/true"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stale_left = stale.exists();
+    let live_left = live.exists();
+    let _ = std::fs::remove_dir(&live);
+    let _ = std::fs::remove_dir(&stale);
+    assert!(!stale_left, "the stale cgroup of a dead helper is removed");
+    assert!(live_left, "the cgroup of a live helper is left alone");
+}

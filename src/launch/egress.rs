@@ -37,7 +37,11 @@ impl ProxyProcess {
     /// Forks P, which starts the proxy on `<new dir>/egress.sock`, and waits until it listens.
     /// Call from the single-threaded helper only.
     pub fn start(policy: NetPolicy) -> Result<ProxyProcess, String> {
-        let template = std::env::temp_dir().join("code-executor-egress-XXXXXX");
+        sweep_stale_dirs();
+        let template = std::env::temp_dir().join(format!(
+            "code-executor-egress-{}-XXXXXX",
+            std::process::id()
+        ));
         let dir = nix::unistd::mkdtemp(&template)
             .map_err(|e| format!("create the proxy's directory: {e}"))?;
         // The sandbox's host uid must traverse it to reach the socket (mode 0666).
@@ -96,6 +100,26 @@ impl ProxyProcess {
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
+    }
+}
+
+/// Removes proxy directories left by helpers that were killed before they could clean up.
+fn sweep_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("code-executor-egress-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok());
+        if let Some(pid) = pid {
+            if crate::cgroup::pid_is_dead(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 

@@ -141,16 +141,20 @@ pub struct RunOutput {
     pub signal: Option<i32>,
     pub report: Option<RunReport>,
     pub wall_ms: u64,
-    /// The server killed the launcher after the backstop expired.
+    /// The server stopped the run itself: its deadline passed (a prewarmed run) or the
+    /// launcher outlived its own timeout.
     pub backstop_killed: bool,
 }
 
 impl RunOutput {
     /// The launcher reported a wall-clock timeout.
     pub fn timed_out(&self) -> bool {
+        if self.backstop_killed {
+            return true;
+        }
         match &self.report {
             Some(r) if r.status.is_some() => r.status.as_deref() == Some("timeout"),
-            _ => self.exit_code == Some(124) || self.backstop_killed,
+            _ => self.exit_code == Some(124),
         }
     }
 }
@@ -211,66 +215,154 @@ pub fn launcher_args(spec: &RunSpec, report: &Path) -> Vec<String> {
     a
 }
 
-/// Run one execution to completion. Dropping the returned future kills the sandbox.
-pub async fn run(spec: RunSpec) -> Result<RunOutput, SandboxError> {
+/// A launched `sandbox-run` whose interpreter is starting (or waiting) for its code on stdin.
+/// Dropping it kills the sandbox.
+pub struct Launched {
+    child: tokio::process::Child,
+    guard: GroupGuard,
+    report_path: PathBuf,
+    spawned_at: Instant,
+}
+
+/// How the run's wall-clock limit is enforced.
+#[derive(Debug, Clone, Copy)]
+pub enum Deadline {
+    /// sandbox-run's own `--timeout` is the run's limit (a fresh launch); the server only
+    /// keeps a backstop.
+    Launcher,
+    /// The sandbox was launched ahead of time (prewarmed), so the run's limit starts when the
+    /// code is delivered and the server enforces it: SIGTERM to sandbox-run, which kills the
+    /// sandbox and still writes its report and cleans up.
+    Server,
+}
+
+/// Starts sandbox-run for `spec` (its code is not sent yet).
+pub fn spawn(spec: &RunSpec, extra_launcher_args: &[String]) -> Result<Launched, SandboxError> {
     let report_path = spec.run_dir.join("report.json");
     let mut cmd = Command::new(&spec.sandbox_run);
-    cmd.args(launcher_args(&spec, &report_path))
+    cmd.args(extra_launcher_args)
+        .args(launcher_args(spec, &report_path))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| SandboxError::Spawn {
+    let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
         path: spec.sandbox_run.clone(),
         source,
     })?;
-    let mut guard = GroupGuard {
+    let guard = GroupGuard {
         pgid: child.id().map(|p| p as i32),
     };
-    let mut stdin = child.stdin.take();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let code = spec.code.clone();
-    let feed = async move {
-        if let Some(mut s) = stdin.take() {
-            // A guest that exits without reading its stdin gives EPIPE here: not an error.
-            let _ = s.write_all(code.as_bytes()).await;
-            let _ = s.shutdown().await;
-        }
-    };
-    let backstop = Duration::from_millis(spec.timeout_ms) + BACKSTOP_GRACE;
-    let wait = async {
-        match tokio::time::timeout(backstop, child.wait()).await {
-            Ok(s) => (s, false),
-            Err(_) => {
-                tracing::warn!(
-                    "sandbox-run outlived its --timeout by {BACKSTOP_GRACE:?}; killing it"
-                );
-                let _ = child.start_kill();
-                (child.wait().await, true)
-            }
-        }
-    };
-    let (_, out, err, (status, backstop_killed)) =
-        tokio::join!(feed, capture(stdout), capture(stderr), wait);
-    let status = status.map_err(SandboxError::Wait)?;
-    // Reaped: the pgid may be reused from now on, so the guard must not signal it.
-    guard.pgid = None;
-    let wall_ms = start.elapsed().as_millis() as u64;
-    let report = std::fs::read_to_string(&report_path)
-        .ok()
-        .and_then(|t| RunReport::parse(&t));
-    Ok(RunOutput {
-        stdout: out,
-        stderr: err,
-        exit_code: status.code(),
-        signal: status.signal(),
-        report,
-        wall_ms,
-        backstop_killed,
+    Ok(Launched {
+        child,
+        guard,
+        report_path,
+        spawned_at: Instant::now(),
     })
+}
+
+impl Launched {
+    /// True while sandbox-run (and so its sandbox) is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// How long ago it was launched.
+    pub fn age(&self) -> Duration {
+        self.spawned_at.elapsed()
+    }
+
+    /// Asks sandbox-run to end the run (it kills the sandbox, reports and cleans up).
+    pub fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+
+    /// Sends the code, closes stdin, and waits for the run to end.
+    pub async fn finish(
+        mut self,
+        code: String,
+        timeout_ms: u64,
+        deadline: Deadline,
+    ) -> Result<RunOutput, SandboxError> {
+        let start = Instant::now();
+        let mut stdin = self.child.stdin.take();
+        let stdout = self.child.stdout.take();
+        let stderr = self.child.stderr.take();
+        let feed = async move {
+            if let Some(mut s) = stdin.take() {
+                // A guest that exits without reading its stdin gives EPIPE here: not an error.
+                let _ = s.write_all(code.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        };
+        let limit = Duration::from_millis(timeout_ms);
+        let child = &mut self.child;
+        let wait = async {
+            let first = match deadline {
+                Deadline::Launcher => limit + BACKSTOP_GRACE,
+                Deadline::Server => limit,
+            };
+            match tokio::time::timeout(first, child.wait()).await {
+                Ok(s) => (s, Stop::None),
+                Err(_) => {
+                    if let (Deadline::Server, Some(pid)) = (deadline, child.id()) {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGTERM,
+                        );
+                        if let Ok(s) = tokio::time::timeout(BACKSTOP_GRACE, child.wait()).await {
+                            return (s, Stop::Deadline);
+                        }
+                    }
+                    tracing::warn!("sandbox-run did not end at its deadline; killing it");
+                    let _ = child.start_kill();
+                    (child.wait().await, Stop::Killed)
+                }
+            }
+        };
+        let (_, out, err, (status, stop)) =
+            tokio::join!(feed, capture(stdout), capture(stderr), wait);
+        let status = status.map_err(SandboxError::Wait)?;
+        // Reaped: the pgid may be reused from now on, so the guard must not signal it.
+        self.guard.pgid = None;
+        let wall_ms = start.elapsed().as_millis() as u64;
+        let report = std::fs::read_to_string(&self.report_path)
+            .ok()
+            .and_then(|t| RunReport::parse(&t));
+        Ok(RunOutput {
+            stdout: out,
+            stderr: err,
+            exit_code: status.code(),
+            signal: status.signal(),
+            report,
+            wall_ms,
+            backstop_killed: stop != Stop::None,
+        })
+    }
+}
+
+/// Why the server stopped a run itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    None,
+    /// The server's deadline (prewarmed run) passed: sandbox-run was asked to end it.
+    Deadline,
+    /// sandbox-run did not end when asked, or outlived its own timeout: killed.
+    Killed,
+}
+
+/// Run one execution to completion in a fresh sandbox. Dropping the future kills the sandbox.
+pub async fn run(spec: RunSpec) -> Result<RunOutput, SandboxError> {
+    let launched = spawn(&spec, &[])?;
+    launched
+        .finish(spec.code, spec.timeout_ms, Deadline::Launcher)
+        .await
 }
 
 /// Read a stream to its end, keeping at most [`CAPTURE_LIMIT`] bytes.

@@ -6,7 +6,8 @@
 //! [`config`] (files and environment), [`params`] (tool arguments), [`paths`] (permission
 //! resolution), [`runtime`] (which interpreters exist and how to start them), [`pool`]
 //! (concurrency and queue), [`rate_limit`], [`audit`], [`patterns`] (dangerous-pattern
-//! warnings), [`output`] (result shaping) and [`server`] (the MCP handler).
+//! warnings), [`output`] (result shaping), [`warm`] (prewarmed sandboxes) and [`server`] (the MCP
+//! handler).
 
 pub mod audit;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod tool_names;
+pub mod warm;
 
 /// Name the server reports in `initialize` (the one agents know from code-executor-mcp 1.0.5).
 pub const SERVER_NAME: &str = "code-executor-mcp-server";

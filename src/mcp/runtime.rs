@@ -11,7 +11,7 @@ use super::config::Config;
 use super::params::{JsRuntime, Permissions};
 
 /// An interpreter the server can use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Runtime {
     Deno,
     Node,

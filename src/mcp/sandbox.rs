@@ -159,9 +159,10 @@ impl RunOutput {
     }
 }
 
-/// Kills the whole process group if the run is abandoned (cancel, shutdown, panic) before
-/// the launcher was reaped. `kill_on_drop` covers the launcher; this also covers anything it
-/// left in its group.
+/// Ends the run if it is abandoned (cancel, shutdown, panic) before the launcher was reaped.
+/// SIGTERM first, which sandbox-run turns into killing the sandbox, writing its report and
+/// removing its cgroup and directories; a SIGKILL of the whole group follows shortly after as
+/// a backstop (anything sandbox-run could not clean up is swept by the next launch).
 struct GroupGuard {
     pgid: Option<i32>,
 }
@@ -169,10 +170,12 @@ struct GroupGuard {
 impl Drop for GroupGuard {
     fn drop(&mut self) {
         if let Some(pgid) = self.pgid.take() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let pid = nix::unistd::Pid::from_raw(pgid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(500));
+                let _ = nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGKILL);
+            });
         }
     }
 }
@@ -245,7 +248,6 @@ pub fn spawn(spec: &RunSpec, extra_launcher_args: &[String]) -> Result<Launched,
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .process_group(0);
     let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
         path: spec.sandbox_run.clone(),
@@ -281,6 +283,19 @@ impl Launched {
                 nix::sys::signal::Signal::SIGTERM,
             );
         }
+    }
+
+    /// Ends a sandbox that will not be used, and waits for sandbox-run to clean up.
+    pub async fn stop(mut self) {
+        self.terminate();
+        if tokio::time::timeout(BACKSTOP_GRACE, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.start_kill();
+            let _ = self.child.wait().await;
+        }
+        self.guard.pgid = None;
     }
 
     /// Sends the code, closes stdin, and waits for the run to end.

@@ -1,0 +1,168 @@
+//! Prewarmed sandboxes: the interpreter's start taken off the critical path.
+//!
+//! A warm entry is a `sandbox-run` launched ahead of time, its interpreter started and blocked
+//! reading its code from stdin. A run whose launch would be identical (same runtime, no extra
+//! permissions) takes one, sends its code, and the sandbox ends with that run: each entry is
+//! used exactly once, so nothing passes from one run to the next. Anything else gets a fresh
+//! launch, as before. The pool refills in the background, recycles entries that waited too long,
+//! and is bounded: at most `per_runtime` entries for each runtime (0 turns it off).
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::runtime::Runtime;
+use super::sandbox::Launched;
+
+/// How long a warm sandbox may wait before it is recycled (its launcher's own timeout is this
+/// plus the longest run, so it never fires first).
+pub const MAX_IDLE: Duration = Duration::from_secs(120);
+
+/// One prewarmed sandbox and what belongs to it on the host.
+pub struct Warm<B> {
+    pub launched: Launched,
+    /// The run's private host directory (report, bridge socket); removed by the taker.
+    pub run_dir: PathBuf,
+    /// Per-run state prepared with the sandbox (the tool bridge).
+    pub extra: B,
+}
+
+/// Makes one warm entry for a runtime.
+pub type Factory<B> = Arc<dyn Fn(Runtime) -> Result<Warm<B>, String> + Send + Sync>;
+
+/// The pool.
+pub struct WarmPool<B> {
+    per_runtime: usize,
+    runtimes: Vec<Runtime>,
+    entries: Mutex<HashMap<Runtime, VecDeque<Warm<B>>>>,
+    wake: Notify,
+}
+
+impl<B: Send + 'static> WarmPool<B> {
+    pub fn new(per_runtime: usize, runtimes: Vec<Runtime>) -> Arc<WarmPool<B>> {
+        Arc::new(WarmPool {
+            per_runtime,
+            runtimes,
+            entries: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.per_runtime > 0 && !self.runtimes.is_empty()
+    }
+
+    /// A live warm sandbox for `runtime`, if one is ready. Dead ones are dropped on the way.
+    pub fn take(&self, runtime: Runtime) -> Option<Warm<B>> {
+        let mut taken = None;
+        if let Ok(mut map) = self.entries.lock() {
+            if let Some(q) = map.get_mut(&runtime) {
+                while let Some(mut w) = q.pop_front() {
+                    if w.launched.is_alive() {
+                        taken = Some(w);
+                        break;
+                    }
+                    let _ = std::fs::remove_dir_all(&w.run_dir);
+                }
+            }
+        }
+        self.wake.notify_one();
+        taken
+    }
+
+    /// Warm entries ready, per runtime name (for `health`).
+    pub fn counts(&self) -> serde_json::Value {
+        let map = self.entries.lock();
+        let mut out = serde_json::Map::new();
+        for r in &self.runtimes {
+            let n = map
+                .as_ref()
+                .map(|m| m.get(r).map_or(0, VecDeque::len))
+                .unwrap_or(0);
+            out.insert(r.name().to_string(), serde_json::json!(n));
+        }
+        serde_json::json!({"perRuntime": self.per_runtime, "ready": out})
+    }
+
+    /// Keeps the pool full until `shutdown`, then stops every warm sandbox.
+    pub fn spawn_maintenance(self: &Arc<Self>, factory: Factory<B>, shutdown: CancellationToken) {
+        if !self.enabled() {
+            return;
+        }
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                pool.refill(&factory).await;
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = pool.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                }
+            }
+            pool.drain().await;
+        });
+    }
+
+    async fn refill(&self, factory: &Factory<B>) {
+        // Recycle entries that waited too long or died; then top up each runtime.
+        let mut stale = Vec::new();
+        if let Ok(mut map) = self.entries.lock() {
+            for q in map.values_mut() {
+                let (keep, old): (Vec<_>, Vec<_>) = q
+                    .drain(..)
+                    .partition(|w: &Warm<B>| w.launched.age() < MAX_IDLE);
+                q.extend(keep);
+                stale.extend(old);
+            }
+        }
+        for w in stale {
+            stop(w).await;
+        }
+        for &r in &self.runtimes {
+            loop {
+                let have = self
+                    .entries
+                    .lock()
+                    .map(|m| m.get(&r).map_or(0, VecDeque::len))
+                    .unwrap_or(usize::MAX);
+                if have >= self.per_runtime {
+                    break;
+                }
+                let f = Arc::clone(factory);
+                match tokio::task::spawn_blocking(move || f(r)).await {
+                    Ok(Ok(w)) => {
+                        if let Ok(mut map) = self.entries.lock() {
+                            map.entry(r).or_default().push_back(w);
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!("prewarm {}: {e}", r.name());
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    async fn drain(&self) {
+        let all: Vec<Warm<B>> = self
+            .entries
+            .lock()
+            .map(|mut m| m.values_mut().flat_map(|q| q.drain(..)).collect())
+            .unwrap_or_default();
+        for w in all {
+            stop(w).await;
+        }
+    }
+}
+
+/// Ends a warm sandbox that will not be used: sandbox-run kills it and cleans up on SIGTERM.
+async fn stop<B>(w: Warm<B>) {
+    w.launched.stop().await;
+    let _ = std::fs::remove_dir_all(&w.run_dir);
+}

@@ -40,9 +40,16 @@ fn policy_seeds() {
     replay("policy", checks::policy);
     // The seeds reach the round-trip invariant, not only the error path.
     for (path, bytes) in seeds("policy") {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let parsed = code_executor::Policy::parse(&String::from_utf8_lossy(&bytes), "fuzz.toml");
-        assert_eq!(parsed.is_ok(), !name.starts_with("bad-"), "{name}: {parsed:?}");
+        assert_eq!(
+            parsed.is_ok(),
+            !name.starts_with("bad-"),
+            "{name}: {parsed:?}"
+        );
     }
 }
 

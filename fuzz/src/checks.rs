@@ -39,11 +39,17 @@ pub fn policy(data: &[u8]) {
             let again = Policy::parse(&rendered, "fuzz.toml").unwrap_or_else(|e| {
                 panic!("to_toml output does not parse back: {e}\n--- rendered ---\n{rendered}")
             });
-            assert_eq!(again, p, "to_toml round trip changed the policy:\n{rendered}");
+            assert_eq!(
+                again, p,
+                "to_toml round trip changed the policy:\n{rendered}"
+            );
         }
         Err(e) => {
             let msg = e.to_string();
-            assert!(msg.starts_with("fuzz.toml"), "error does not name the file: {msg}");
+            assert!(
+                msg.starts_with("fuzz.toml"),
+                "error does not name the file: {msg}"
+            );
         }
     }
     size(&text);
@@ -58,7 +64,11 @@ pub fn policy(data: &[u8]) {
 fn size(s: &str) {
     if let Ok(sz) = Size::parse(s) {
         let shown = sz.to_string();
-        assert_eq!(Size::parse(&shown), Ok(sz), "Size {s:?} prints as {shown:?}");
+        assert_eq!(
+            Size::parse(&shown),
+            Ok(sz),
+            "Size {s:?} prints as {shown:?}"
+        );
     }
 }
 
@@ -177,7 +187,10 @@ fn decision(policy: &NetPolicy, target: &Host, port: u16, addrs: &[IpAddr]) {
         "{target}:{port} admitted though no pattern matches"
     );
     if let Host::Name(name) = target {
-        assert!(!is_cloud_metadata_name(name), "metadata name {name} admitted");
+        assert!(
+            !is_cloud_metadata_name(name),
+            "metadata name {name} admitted"
+        );
     }
     let chosen = HostPattern::parse(adm.pattern())
         .unwrap_or_else(|e| panic!("admission pattern {:?} does not parse: {e}", adm.pattern()));
@@ -212,7 +225,11 @@ fn host_string(s: &str) {
     let host = Host::parse(s);
     if let Ok(h) = &host {
         let shown = h.to_string();
-        assert_eq!(Host::parse(&shown).as_ref(), Ok(h), "Host {s:?} shows as {shown:?}");
+        assert_eq!(
+            Host::parse(&shown).as_ref(),
+            Ok(h),
+            "Host {s:?} shows as {shown:?}"
+        );
         if let Host::Ip(ip) = h {
             assert_eq!(*ip, ip.to_canonical(), "Host {s:?} is not canonical");
         }
@@ -235,7 +252,10 @@ fn host_string(s: &str) {
             }
             // The same string as a request host is matched by it (one normalisation for both).
             if let (Ok(h), None) = (&host, p.port()) {
-                assert!(p.matches(h, 80), "pattern {p} does not match host {h} (from {s:?})");
+                assert!(
+                    p.matches(h, 80),
+                    "pattern {p} does not match host {h} (from {s:?})"
+                );
             }
         }
         Err(e) => {
@@ -279,7 +299,9 @@ fn system_numeric_host(s: &str) -> Option<IpAddr> {
         match ai.ai_family {
             libc::AF_INET => {
                 let sin = &*(ai.ai_addr as *const libc::sockaddr_in);
-                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))))
+                Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    sin.sin_addr.s_addr,
+                ))))
             }
             libc::AF_INET6 => {
                 let sin6 = &*(ai.ai_addr as *const libc::sockaddr_in6);
@@ -299,7 +321,11 @@ fn address(ip: IpAddr) {
     let _ = class.to_string();
     match ip {
         IpAddr::V4(v4) => {
-            assert_eq!(parse_ip_literal(&v4.to_string()), Some(ip), "{v4} does not round-trip");
+            assert_eq!(
+                parse_ip_literal(&v4.to_string()),
+                Some(ip),
+                "{v4} does not round-trip"
+            );
             if v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -325,7 +351,11 @@ fn address(ip: IpAddr) {
             );
         }
         IpAddr::V6(v6) => {
-            assert_eq!(parse_ip_literal(&v6.to_string()), Some(ip), "{v6} does not round-trip");
+            assert_eq!(
+                parse_ip_literal(&v6.to_string()),
+                Some(ip),
+                "{v6} does not round-trip"
+            );
             assert_eq!(
                 parse_ip_literal(&format!("[{v6}]")),
                 Some(ip),
@@ -484,7 +514,11 @@ fn arguments(m: &Map<String, Value>, cfg: &Config) {
                 "tool {t} accepted outside the ceiling"
             );
         }
-        for list in [&p.permissions.read, &p.permissions.write, &p.permissions.net] {
+        for list in [
+            &p.permissions.read,
+            &p.permissions.write,
+            &p.permissions.net,
+        ] {
             assert!(list.iter().all(|s| !s.is_empty()), "empty permission entry");
         }
         net_request(&p.permissions.net, &cfg.net_ceiling);
@@ -553,7 +587,10 @@ fn paths(kind: &'static str, requested: &[String]) {
     let root = PathBuf::from("/usr");
     if let Ok(granted) = resolve_all(kind, &requested, std::slice::from_ref(&root)) {
         for g in granted {
-            assert!(g.is_absolute() && g.starts_with(&root), "{requested:?} granted {g:?}");
+            assert!(
+                g.is_absolute() && g.starts_with(&root),
+                "{requested:?} granted {g:?}"
+            );
             assert!(
                 !g.components().any(|c| c == Component::ParentDir),
                 "{requested:?} granted {g:?}"
@@ -568,7 +605,10 @@ fn tool_name(s: &str) {
         Ok(p) => {
             assert_eq!(p.to_string(), s, "tool pattern {s:?} prints differently");
             assert!(p.within(&p), "{s:?} not within itself");
-            assert!(!p.server.is_empty() && !p.server.contains("__"), "{s:?}: {p:?}");
+            assert!(
+                !p.server.is_empty() && !p.server.contains("__"),
+                "{s:?}: {p:?}"
+            );
             if !p.wildcard {
                 assert!(p.matches(&p.server, &p.tool), "{s:?} does not match itself");
             }

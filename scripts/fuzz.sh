@@ -95,12 +95,14 @@ for t in "${targets[@]}"; do
     if [ "$rc" -ne 0 ]; then
         failed+=("$t")
         echo "fuzz.sh: $t FAILED (exit $rc); the failure:"
-        grep -E "panicked at|^thread '|ERROR: libFuzzer|SUMMARY|deadly signal|timeout" "$log" | head -n 12
+        grep -A 2 -E "panicked at" "$log" | head -n 12
+        grep -E "ERROR: libFuzzer|ERROR: AddressSanitizer|SUMMARY" "$log" | head -n 4
         artifact=$(grep -ho 'Test unit written to [^ ]*' "$log" | head -n 1 | sed 's/Test unit written to //')
         if [ -n "$artifact" ] && [ -f "$artifact" ]; then
-            echo "fuzz.sh: crash input: $root/fuzz/$artifact ($(wc -c <"$artifact") bytes): $(rust_bytes "$artifact")"
+            echo "fuzz.sh: crash input: $artifact ($(wc -c <"$artifact") bytes): $(rust_bytes "$artifact")"
             echo "fuzz.sh: to reproduce:  cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer $sanitizer $t $artifact"
             echo "fuzz.sh: to minimize:   cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz tmin --sanitizer $sanitizer $t $artifact"
+            echo "           (writes artifacts/$t/minimized-from-*; print it as a Rust literal with od -c)"
             echo "fuzz.sh: regression:    add to tests/fuzz_regressions.rs"
             echo "             #[test] fn ${t}_crash_N() { checks::$t($(rust_bytes "$artifact")); }"
             echo "           (with the minimized input) and run: cargo test --test fuzz_regressions"

@@ -9,6 +9,7 @@
 //! warnings), [`output`] (result shaping) and [`server`] (the MCP handler).
 
 pub mod audit;
+pub mod bridge;
 pub mod config;
 pub mod output;
 pub mod params;
@@ -20,6 +21,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod tool_names;
+pub mod upstream;
 
 /// Name the server reports in `initialize` (the one agents know from code-executor-mcp 1.0.5).
 pub const SERVER_NAME: &str = "code-executor-mcp-server";

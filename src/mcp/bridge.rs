@@ -36,7 +36,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::rfc3339_now;
-use super::runtime::Runtime;
+use super::params::Permissions;
+use super::runtime::{interpreter_args, Runtime};
+use super::sandbox::RunSpec;
 use super::tool_names::AllowedToolPattern;
 use super::upstream::{CallError, Upstreams};
 
@@ -172,6 +174,20 @@ impl RunBridge {
 
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// Wire this bridge into a run: the prelude before the code, the directory shared
+    /// read-only into the sandbox (connect() needs no write access to the mount), and for
+    /// deno its own permission flags on the directory (deno checks read and write for a
+    /// Unix socket).
+    pub fn attach(&self, spec: &mut RunSpec, perms: &Permissions) {
+        spec.code = with_prelude(spec.runtime, &spec.code, &self.socket, &self.token);
+        if spec.runtime == Runtime::Deno {
+            let mut write = spec.write.clone();
+            write.push(self.dir.clone());
+            spec.args = interpreter_args(Runtime::Deno, &spec.read, &write, perms);
+        }
+        spec.read.push(self.dir.clone());
     }
 
     /// Stop serving, remove the socket and return the calls the run made.
@@ -751,14 +767,13 @@ fn round2(x: f64) -> f64 {
 
 /// One audit line per call: tool, duration, ok or error, and the argument size (never the
 /// argument values, which may hold secrets).
-pub fn audit_lines(records: &[CallRecord], code_hash: &str) -> Vec<Value> {
+pub fn audit_lines(records: &[CallRecord]) -> Vec<Value> {
     records
         .iter()
         .map(|r| {
             json!({
                 "type": "tool_call",
                 "timestamp": r.called_at,
-                "codeHash": code_hash,
                 "tool": r.tool,
                 "durationMs": round2(r.duration_ms),
                 "ok": r.ok,
@@ -831,7 +846,7 @@ mod tests {
         assert_eq!(s[0]["averageDurationMs"], 1.5);
         assert_eq!(s[1]["errorCount"], 1);
         assert_eq!(s[1]["lastErrorMessage"], "boom");
-        let lines = audit_lines(&r, "h");
+        let lines = audit_lines(&r);
         assert_eq!(lines[1]["ok"], false);
         assert_eq!(lines[1]["argBytes"], 2);
     }

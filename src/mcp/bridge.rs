@@ -178,14 +178,16 @@ impl RunBridge {
 
     /// Wire this bridge into a run: the prelude before the code, the directory shared
     /// read-only into the sandbox (connect() needs no write access to the mount), and for
-    /// deno its own permission flags on the directory (deno checks read and write for a
-    /// Unix socket).
+    /// deno its own permission flags (read and write on the directory, net on `unix:<socket>`).
     pub fn attach(&self, spec: &mut RunSpec, perms: &Permissions) {
         spec.code = with_prelude(spec.runtime, &spec.code, &self.socket, &self.token);
         if spec.runtime == Runtime::Deno {
             let mut write = spec.write.clone();
             write.push(self.dir.clone());
-            spec.args = interpreter_args(Runtime::Deno, &spec.read, &write, perms);
+            // deno >= 2.x asks for net permission on `unix:<path>` as well.
+            let mut perms = perms.clone();
+            perms.net.push(format!("unix:{}", self.socket.display()));
+            spec.args = interpreter_args(Runtime::Deno, &spec.read, &write, &perms);
         }
         spec.read.push(self.dir.clone());
     }

@@ -43,7 +43,9 @@ impl TestUpstream {
             Tool::new(
                 "echo",
                 "Echo back the given text",
-                schema(json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})),
+                schema(
+                    json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+                ),
             ),
             Tool::new(
                 "add",
@@ -65,22 +67,22 @@ impl TestUpstream {
             Tool::new(
                 "slow",
                 "Answer after ms milliseconds",
-                schema(json!({"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0}}, "required": ["ms"]})),
+                schema(
+                    json!({"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0}}, "required": ["ms"]}),
+                ),
             ),
             Tool::new("pid", "The process id of this upstream", empty()),
             Tool::new("image", "Return an image (a non-text result)", empty()),
             Tool::new(
                 "register",
                 "Add a tool named `name` and send notifications/tools/list_changed",
-                schema(json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]})),
+                schema(
+                    json!({"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}),
+                ),
             ),
         ];
         for name in self.extra.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            v.push(Tool::new(
-                name.clone(),
-                "A tool added at run time",
-                empty(),
-            ));
+            v.push(Tool::new(name.clone(), "A tool added at run time", empty()));
         }
         v
     }

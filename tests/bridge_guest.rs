@@ -59,7 +59,10 @@ fn check(lang: &str, out: &str, r: &rmcp::model::CallToolResult) {
     // Python prints lists with its own repr; compare without quotes and spaces.
     let norm = |s: &str| s.replace(['"', '\'', ' '], "");
     for want in EXPECTED {
-        assert!(norm(out).contains(&norm(want)), "{lang}: missing {want:?} in\n{out}");
+        assert!(
+            norm(out).contains(&norm(want)),
+            "{lang}: missing {want:?} in\n{out}"
+        );
     }
     let s = sc(r);
     let made: Vec<&str> = s["toolCallsMade"]
@@ -70,16 +73,33 @@ fn check(lang: &str, out: &str, r: &rmcp::model::CallToolResult) {
         .collect();
     assert_eq!(
         &made[..4],
-        ["mcp__t__echo", "mcp__t__add", "mcp__t__pid", "mcp__everything__echo"],
+        [
+            "mcp__t__echo",
+            "mcp__t__add",
+            "mcp__t__pid",
+            "mcp__everything__echo"
+        ],
         "{lang}"
     );
     let summary = s["toolCallSummary"].as_array().unwrap();
-    let echo = summary.iter().find(|x| x["toolName"] == "mcp__t__echo").unwrap();
-    assert!(echo["callCount"].as_u64().unwrap() >= 2 && echo["errorCount"] == 0, "{echo}");
-    let pid = summary.iter().find(|x| x["toolName"] == "mcp__t__pid").unwrap();
+    let echo = summary
+        .iter()
+        .find(|x| x["toolName"] == "mcp__t__echo")
+        .unwrap();
+    assert!(
+        echo["callCount"].as_u64().unwrap() >= 2 && echo["errorCount"] == 0,
+        "{echo}"
+    );
+    let pid = summary
+        .iter()
+        .find(|x| x["toolName"] == "mcp__t__pid")
+        .unwrap();
     assert_eq!(pid["errorCount"], 1);
     assert_eq!(pid["lastCallStatus"], "error");
-    assert!(pid["lastErrorMessage"].as_str().unwrap().contains("not allowed"));
+    assert!(pid["lastErrorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("not allowed"));
     assert!(text(r).contains("- mcp__t__echo: "), "{}", text(r));
 }
 
@@ -103,7 +123,13 @@ async fn python_calls_chains_is_denied_and_discovers() {
     let env = bridge_env(json!({"t": upstream_entry(json!({})), "everything": everything_entry()}));
     let c = env.start().await;
     wait_connected(&c, 2).await;
-    let r = run(&c, "python", PY, &["mcp__t__echo", "mcp__t__add", "mcp__everything__*"]).await;
+    let r = run(
+        &c,
+        "python",
+        PY,
+        &["mcp__t__echo", "mcp__t__add", "mcp__everything__*"],
+    )
+    .await;
     let out = ok_output(&r);
     check("python", &out, &r);
     c.service.cancel().await.expect("close");

@@ -40,7 +40,7 @@ use super::params::Permissions;
 use super::runtime::{interpreter_args, Runtime};
 use super::sandbox::RunSpec;
 use super::tool_names::AllowedToolPattern;
-use super::upstream::{CallError, Upstreams};
+use super::upstream::{CallError, Status, Upstreams};
 
 /// Largest request line; a 10 MB argument gets a clear error instead of filling memory.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -74,8 +74,7 @@ impl Default for Limits {
 impl Limits {
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut l = Limits::default();
-        if let Some(n) = var("MCP_MAX_CALLS_PER_RUN").and_then(|v| v.trim().parse::<usize>().ok())
-        {
+        if let Some(n) = var("MCP_MAX_CALLS_PER_RUN").and_then(|v| v.trim().parse::<usize>().ok()) {
             l.max_calls = n;
         }
         l
@@ -324,7 +323,10 @@ async fn connection(stream: UnixStream, state: &RunState) {
             .await;
             return;
         }
-        let method = req.get("method").and_then(Value::as_str).unwrap_or_default();
+        let method = req
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let params = req.get("params").cloned().unwrap_or(Value::Null);
         let result = handle(state, method, params).await;
         if reply(&mut w, id, result).await.is_err() {
@@ -605,16 +607,25 @@ async fn call_checked(
                     let status = up.status();
                     let offered: Vec<String> =
                         up.tools().iter().map(|t| t.name.to_string()).collect();
-                    let msg = match status {
-                        super::upstream::Status::Failed { reason } => {
-                            format!("MCP server `{server}` is not connected: {reason}")
-                        }
-                        _ => format!(
-                            "tool `{tool}` not found on MCP server `{server}` (it offers: {})",
-                            offered.join(", ")
+                    return Err(match status {
+                        Status::Failed { reason } => BridgeFault::new(
+                            "unavailable",
+                            format!("MCP server `{server}` is not connected: {reason}"),
                         ),
-                    };
-                    return Err(BridgeFault::new("not_found", msg));
+                        Status::Connecting => BridgeFault::new(
+                            "unavailable",
+                            format!(
+                                "MCP server `{server}` is still connecting (no answer yet to initialize or tools/list); try again later"
+                            ),
+                        ),
+                        Status::Connected { .. } => BridgeFault::new(
+                            "not_found",
+                            format!(
+                                "tool `{tool}` not found on MCP server `{server}` (it offers: {})",
+                                offered.join(", ")
+                            ),
+                        ),
+                    });
                 }
             }
         }
@@ -805,7 +816,10 @@ pub fn with_prelude(runtime: Runtime, code: &str, socket: &Path, token: &str) ->
             "__CE_SOCKET__",
             &Value::String(socket.display().to_string()).to_string(),
         )
-        .replace("__CE_TOKEN__", &Value::String(token.to_string()).to_string())
+        .replace(
+            "__CE_TOKEN__",
+            &Value::String(token.to_string()).to_string(),
+        )
     };
     match runtime {
         Runtime::Deno | Runtime::Node => {
@@ -866,7 +880,9 @@ mod tests {
         assert!(js.contains("\"/s\"") && js.contains("\"tok\"") && js.ends_with(" a\nb"));
         assert!(!js.contains("__CE_"));
         let py = with_prelude(Runtime::Python, "x = 1", Path::new("/s"), "tok");
-        assert!(py.starts_with(PY_PRELUDE_START) && py.ends_with(&format!("{PY_PRELUDE_END}x = 1")));
+        assert!(
+            py.starts_with(PY_PRELUDE_START) && py.ends_with(&format!("{PY_PRELUDE_END}x = 1"))
+        );
     }
 
     #[test]

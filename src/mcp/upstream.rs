@@ -126,7 +126,9 @@ pub fn load_specs(
     for file in files {
         let text = match std::fs::read_to_string(&file) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Some(&file) != explicit.as_ref() => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && Some(&file) != explicit.as_ref() =>
+            {
                 continue
             }
             Err(e) => {
@@ -201,9 +203,10 @@ fn parse_entry(name: &str, v: &Value) -> Result<Transport, String> {
     };
     let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
     match (kind, o.get("url"), o.get("command")) {
-        ("sse", _, _) => {
-            Err("the legacy SSE transport is not supported; use Streamable HTTP (`type: \"http\"`)".into())
-        }
+        ("sse", _, _) => Err(
+            "the legacy SSE transport is not supported; use Streamable HTTP (`type: \"http\"`)"
+                .into(),
+        ),
         ("http" | "streamable-http" | "streamableHttp", Some(Value::String(url)), _)
         | ("", Some(Value::String(url)), None) => Ok(Transport::Http {
             url: url.clone(),
@@ -214,7 +217,11 @@ fn parse_entry(name: &str, v: &Value) -> Result<Transport, String> {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::Array(a)) => a
                     .iter()
-                    .map(|x| x.as_str().map(str::to_string).ok_or("`args` must be strings"))
+                    .map(|x| {
+                        x.as_str()
+                            .map(str::to_string)
+                            .ok_or("`args` must be strings")
+                    })
                     .collect::<Result<_, _>>()?,
                 Some(_) => return Err("`args` must be an array of strings".into()),
             };
@@ -224,7 +231,9 @@ fn parse_entry(name: &str, v: &Value) -> Result<Transport, String> {
                 env: strings("env")?,
             })
         }
-        _ => Err("expected {command, args?, env?} (stdio) or {type: \"http\", url, headers?}".into()),
+        _ => {
+            Err("expected {command, args?, env?} (stdio) or {type: \"http\", url, headers?}".into())
+        }
     }
 }
 
@@ -236,7 +245,11 @@ pub enum CallError {
     #[error("MCP server `{server}` is not connected: {reason}")]
     Unavailable { server: String, reason: String },
     #[error("MCP server `{server}`: timed out after {ms} ms waiting for a free call slot ({max} calls in flight)")]
-    Busy { server: String, ms: u128, max: usize },
+    Busy {
+        server: String,
+        ms: u128,
+        max: usize,
+    },
     #[error("MCP server `{server}`: the call timed out after {ms} ms (the request was cancelled)")]
     Timeout { server: String, ms: u128 },
     #[error("MCP server `{server}` closed the connection during the call (did it crash?): {detail}; the next call reconnects")]
@@ -309,6 +322,8 @@ pub struct Upstream {
     status: Mutex<Status>,
     last_failure: Mutex<Option<Instant>>,
     slots: Semaphore,
+    /// Cancelled at shutdown: stops a connect in progress (its child is killed with it).
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Upstream {
@@ -321,6 +336,7 @@ impl Upstream {
             tools: Arc::new(RwLock::new(Vec::new())),
             status: Mutex::new(Status::Connecting),
             last_failure: Mutex::new(None),
+            closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -366,8 +382,18 @@ impl Upstream {
                 });
             }
         }
+        if self.closing.is_cancelled() {
+            return Err(CallError::Unavailable {
+                server: self.spec.name.clone(),
+                reason: "the server is shutting down".into(),
+            });
+        }
         self.set_status(Status::Connecting);
-        match tokio::time::timeout(self.settings.connect_timeout, self.connect()).await {
+        let connect = tokio::select! {
+            r = tokio::time::timeout(self.settings.connect_timeout, self.connect()) => r,
+            _ = self.closing.cancelled() => Ok(Err("the server is shutting down".to_string())),
+        };
+        match connect {
             Ok(Ok((l, list))) => {
                 let peer = l.session.peer().clone();
                 *self.tools.write().unwrap_or_else(|e| e.into_inner()) = list;
@@ -406,7 +432,9 @@ impl Upstream {
         let (session, pid) = match &self.spec.transport {
             Transport::Stdio { command, args, env } => {
                 let mut cmd = tokio::process::Command::new(command);
-                cmd.args(args).envs(env).stderr(std::process::Stdio::inherit());
+                cmd.args(args)
+                    .envs(env)
+                    .stderr(std::process::Stdio::inherit());
                 set_parent_death_signal(&mut cmd);
                 let transport = TokioChildProcess::new(cmd)
                     .map_err(|e| format!("cannot start `{command}`: {e}"))?;
@@ -422,12 +450,12 @@ impl Upstream {
                 for (k, v) in headers {
                     let name = http::HeaderName::from_bytes(k.as_bytes())
                         .map_err(|e| format!("header name {k:?}: {e}"))?;
-                    let value = http::HeaderValue::from_str(v)
-                        .map_err(|e| format!("header {k:?}: {e}"))?;
+                    let value =
+                        http::HeaderValue::from_str(v).map_err(|e| format!("header {k:?}: {e}"))?;
                     map.insert(name, value);
                 }
-                let cfg = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                    .custom_headers(map);
+                let cfg =
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
                 let transport = StreamableHttpClientTransport::from_config(cfg);
                 let session = handler
                     .serve(transport)
@@ -520,6 +548,8 @@ impl Upstream {
     }
 
     async fn close(&self) {
+        self.closing.cancel();
+        self.slots.close();
         let Some(mut l) = self.live.lock().await.take() else {
             return;
         };
@@ -574,12 +604,7 @@ impl Upstreams {
     pub fn new(specs: Vec<UpstreamSpec>, problems: Vec<String>, settings: Settings) -> Self {
         let servers = specs
             .into_iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    Arc::new(Upstream::new(s, settings.clone())),
-                )
-            })
+            .map(|s| (s.name.clone(), Arc::new(Upstream::new(s, settings.clone()))))
             .collect();
         Upstreams {
             servers,
@@ -734,7 +759,9 @@ mod tests {
                 env: [("K".to_string(), "V".to_string())].into()
             }
         );
-        assert!(matches!(&specs[2].transport, Transport::Http { headers, .. } if headers["Authorization"] == "Bearer t"));
+        assert!(
+            matches!(&specs[2].transport, Transport::Http { headers, .. } if headers["Authorization"] == "Bearer t")
+        );
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems.iter().any(|p| p.contains("bad name")));
         assert!(problems.iter().any(|p| p.contains("SSE")));

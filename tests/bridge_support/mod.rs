@@ -90,7 +90,12 @@ pub async fn wait_connected(c: &Client, n: u64) -> Value {
 }
 
 /// Run guest code; `lang` is deno, node or python.
-pub async fn run(c: &Client, lang: &str, code: &str, allowed: &[&str]) -> rmcp::model::CallToolResult {
+pub async fn run(
+    c: &Client,
+    lang: &str,
+    code: &str,
+    allowed: &[&str],
+) -> rmcp::model::CallToolResult {
     run_with(c, lang, code, json!({"allowedTools": allowed})).await
 }
 

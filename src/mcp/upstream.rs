@@ -478,8 +478,25 @@ impl Upstream {
         tool: &str,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, CallError> {
+        self.call_within(tool, arguments, self.settings.call_timeout)
+            .await
+    }
+
+    /// Calls holding a slot right now.
+    pub fn calls_in_flight(&self) -> usize {
+        self.settings
+            .max_in_flight
+            .saturating_sub(self.slots.available_permits())
+    }
+
+    /// [`Upstream::call`] with its own time limit.
+    pub async fn call_within(
+        &self,
+        tool: &str,
+        arguments: Map<String, Value>,
+        limit: Duration,
+    ) -> Result<CallToolResult, CallError> {
         let server = self.spec.name.clone();
-        let limit = self.settings.call_timeout;
         let started = Instant::now();
         let _slot = tokio::time::timeout(limit, self.slots.acquire())
             .await

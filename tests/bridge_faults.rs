@@ -159,9 +159,9 @@ async fn bad_calls_get_clear_errors_and_the_run_goes_on() {
         .contains("upstream says no"));
     let exec = log
         .lines()
+        .rev()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v["type"] == "execution")
-        .last()
+        .find(|v| v["type"] == "execution")
         .unwrap();
     assert!(exec["toolsCalled"]
         .as_array()

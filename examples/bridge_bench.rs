@@ -7,7 +7,6 @@
 //! the medians are printed in milliseconds.
 
 use std::error::Error;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rmcp::model::CallToolRequestParams;
@@ -47,7 +46,11 @@ async fn main() -> Result<()> {
     }
 
     // Bare: rmcp client -> upstream.
-    let client = ().serve(TokioChildProcess::new(tokio::process::Command::new(&upstream))?).await?;
+    let client = ()
+        .serve(TokioChildProcess::new(tokio::process::Command::new(
+            &upstream,
+        ))?)
+        .await?;
     let mut bare = Vec::new();
     for i in 0..calls + 10 {
         let args = json!({"text": format!("n{i}")});
@@ -77,9 +80,7 @@ async fn main() -> Result<()> {
     let svc = ().serve(TokioChildProcess::new(cmd)?).await?;
     // Wait for the upstream to connect.
     for _ in 0..300 {
-        let h = svc
-            .call_tool(CallToolRequestParams::new("health"))
-            .await?;
+        let h = svc.call_tool(CallToolRequestParams::new("health")).await?;
         let connected = h
             .structured_content
             .as_ref()
@@ -139,7 +140,10 @@ print("%.3f" % t[len(t) // 2])"#,
     let _ = std::fs::remove_dir_all(&dir);
 
     println!("median round trip of one echo call, {calls} calls each (ms):");
-    println!("  bare rmcp client -> upstream:          {:.3}", median(bare));
+    println!(
+        "  bare rmcp client -> upstream:          {:.3}",
+        median(bare)
+    );
     for (label, ms) in rows {
         println!("  callMCPTool inside a {label:<6} run:       {ms}");
     }

@@ -21,4 +21,5 @@ fi
 
 export PATH="$root/.deps/node_modules/.bin:$PATH"
 cargo fmt --all -- --check
+cargo build --examples   # the tool-bridge tests use examples/test_upstream
 cargo test --all-targets 2>&1

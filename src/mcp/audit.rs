@@ -29,6 +29,11 @@ pub struct AuditEntry {
     pub warnings: Vec<String>,
     /// Egress decisions of the run; each becomes its own `"type": "network"` line.
     pub network: Vec<Value>,
+    /// Tool names the run called (`toolsCalled`).
+    pub tools_called: Vec<String>,
+    /// Tool calls of the run (see `bridge::audit_lines`); each becomes its own
+    /// `"type": "tool_call"` line (with `codeHash` filled in here).
+    pub tool_calls: Vec<Value>,
 }
 
 #[derive(Default)]
@@ -116,6 +121,12 @@ impl AuditLog {
             line.push('\n');
             line.push_str(&v.to_string());
         }
+        for call in &entry.tool_calls {
+            let mut v = call.clone();
+            v["codeHash"] = json!(hash);
+            line.push('\n');
+            line.push_str(&v.to_string());
+        }
         let mut st = self.lock();
         if st.file.is_none() {
             match open(path) {
@@ -165,7 +176,7 @@ fn to_line(e: &AuditEntry) -> String {
         "executor": e.executor,
         "runtime": e.runtime,
         "allowedTools": e.allowed_tools,
-        "toolsCalled": [],
+        "toolsCalled": e.tools_called,
         "executionTimeMs": e.execution_time_ms,
         "success": e.success,
         "error": e.error,

@@ -164,6 +164,9 @@ pub struct Config {
     pub rate_limit: Option<RateLimitConfig>,
     /// Server-side ceiling for `allowedTools`; a caller can only narrow it.
     pub allowed_tools: Vec<AllowedToolPattern>,
+    /// Whether `security.allowedTools` was given at all; when it was not, there is no
+    /// ceiling and a run's own `allowedTools` alone decides.
+    pub allowed_tools_set: bool,
     /// Reject code that matches a dangerous pattern instead of only warning.
     pub block_dangerous_patterns: bool,
     pub typescript_enabled: bool,
@@ -193,6 +196,7 @@ impl Default for Config {
             audit_log: None,
             rate_limit: None,
             allowed_tools: Vec::new(),
+            allowed_tools_set: false,
             block_dangerous_patterns: false,
             typescript_enabled: true,
             deno_path: None,
@@ -340,6 +344,7 @@ impl Config {
                 max_requests: u("security.rateLimit.maxRequests").unwrap_or(30),
             });
         }
+        c.allowed_tools_set = get("security.allowedTools").is_some();
         for name in list("security.allowedTools") {
             let p =
                 AllowedToolPattern::parse(&name).map_err(|source| ConfigError::BadToolName {

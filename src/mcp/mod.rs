@@ -6,10 +6,11 @@
 //! [`config`] (files and environment), [`params`] (tool arguments), [`paths`] (permission
 //! resolution), [`runtime`] (which interpreters exist and how to start them), [`pool`]
 //! (concurrency and queue), [`rate_limit`], [`audit`], [`patterns`] (dangerous-pattern
-//! warnings), [`output`] (result shaping), [`warm`] (prewarmed sandboxes) and [`server`] (the MCP
-//! handler).
+//! warnings), [`output`] (result shaping), [`upstream`] and [`bridge`] (the tool bridge),
+//! [`warm`] (prewarmed sandboxes) and [`server`] (the MCP handler).
 
 pub mod audit;
+pub mod bridge;
 pub mod config;
 pub mod output;
 pub mod params;
@@ -21,6 +22,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod server;
 pub mod tool_names;
+pub mod upstream;
 pub mod warm;
 
 /// Name the server reports in `initialize` (the one agents know from code-executor-mcp 1.0.5).

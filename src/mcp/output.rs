@@ -54,6 +54,8 @@ pub struct ExecOutcome {
     pub peak_memory_bytes: Option<u64>,
     /// Egress decisions (one object per connection attempt) from the run report.
     pub network: Vec<Value>,
+    /// Calls the guest made through the tool bridge.
+    pub tool_calls: Vec<super::bridge::CallRecord>,
 }
 
 impl ExecOutcome {
@@ -141,8 +143,12 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         sc.insert("errorType".into(), json!(t.as_str()));
     }
     sc.insert("executionTimeMs".into(), json!(o.execution_time_ms));
-    sc.insert("toolCallsMade".into(), json!([]));
-    sc.insert("toolCallSummary".into(), json!([]));
+    let summary = super::bridge::call_summary(&o.tool_calls);
+    sc.insert(
+        "toolCallsMade".into(),
+        json!(super::bridge::calls_made(&o.tool_calls)),
+    );
+    sc.insert("toolCallSummary".into(), json!(summary));
     if !stderr.is_empty() {
         sc.insert("stderr".into(), json!(stderr));
     }
@@ -199,7 +205,7 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         "Duration: {:.2}s\n",
         o.execution_time_ms as f64 / 1000.0
     ));
-    text.push_str("Tool Calls: none\n");
+    text.push_str(&tool_calls_text(&summary));
 
     let mut r = if o.success {
         CallToolResult::success(vec![ContentBlock::text(text)])
@@ -208,6 +214,29 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     };
     r.structured_content = Some(Value::Object(sc));
     r
+}
+
+/// The `Tool Calls:` section: one line per tool with its counts.
+fn tool_calls_text(summary: &[Value]) -> String {
+    if summary.is_empty() {
+        return "Tool Calls: none\n".into();
+    }
+    let mut t = "Tool Calls:\n".to_string();
+    for s in summary {
+        t.push_str(&format!(
+            "- {}: {} call(s), {} ok, {} failed, avg {:.1} ms{}\n",
+            s["toolName"].as_str().unwrap_or_default(),
+            s["callCount"],
+            s["successCount"],
+            s["errorCount"],
+            s["averageDurationMs"].as_f64().unwrap_or_default(),
+            s["lastErrorMessage"]
+                .as_str()
+                .map(|e| format!("; last error: {}", e.lines().next().unwrap_or_default()))
+                .unwrap_or_default()
+        ));
+    }
+    t
 }
 
 /// `outputSchema` of the execute tools.

@@ -161,6 +161,11 @@ def _ce_main():
     except Exception:
         pass
     g = {"__name__": "__main__", "__builtins__": __builtins__}
+    # The tool bridge's prelude (see mcp/bridge.rs) comes first on stdin, compiled apart so the
+    # user's line numbers stay right.
+    if src.startswith('#code-executor-prelude\n'):
+        pre, _, src = src.partition('\n#code-executor-prelude-end\n')
+        exec(compile(pre, "<mcp-prelude>", "exec"), g)
     try:
         # 0x2000 = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, 0x80 = inspect.CO_COROUTINE: literal values
         # keep `ast`, `inspect` and `asyncio` out of every start (asyncio alone costs ~30 ms).

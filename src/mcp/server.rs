@@ -25,6 +25,7 @@ use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use super::audit::{rfc3339_now, AuditEntry, AuditLog};
+use super::bridge::{self, RunBridge};
 use super::config::Config;
 use super::output::{self, ErrorType, ExecOutcome};
 use super::params::{self, ExecuteParams};
@@ -34,6 +35,7 @@ use super::pool::Pool;
 use super::rate_limit::RateLimiter;
 use super::runtime::{interpreter_args, Runtime, Runtimes};
 use super::sandbox::{self, RunOutput, RunSpec};
+use super::upstream::Upstreams;
 use crate::net::pattern::{narrow, HostPattern, NetPolicy};
 
 pub const TOOL_TS: &str = "executeTypescript";
@@ -60,6 +62,9 @@ pub struct Shared {
     run_counter: AtomicU64,
     in_flight: AtomicUsize,
     doctor: OnceCell<Value>,
+    /// Upstream MCP servers, reached by guest code through each run's tool bridge.
+    upstreams: Arc<Upstreams>,
+    bridge_limits: bridge::Limits,
 }
 
 /// Removes a run's host directory however the run ends.
@@ -114,6 +119,7 @@ impl ExecutorServer {
             path: runs_dir.clone(),
             source,
         })?;
+        let upstreams = Arc::new(load_upstreams(&cfg));
         let shared = Shared {
             pool: Pool::new(cfg.pool.clone()),
             rate: cfg.rate_limit.clone().map(RateLimiter::new),
@@ -127,8 +133,14 @@ impl ExecutorServer {
             run_counter: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             doctor: OnceCell::new(),
+            upstreams,
+            bridge_limits: bridge::Limits::from_vars(|k| std::env::var(k).ok()),
             cfg,
         };
+        // Upstreams connect in the background, so a slow one never delays the MCP handshake.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            shared.upstreams.spawn_maintenance(shared.shutdown.clone());
+        }
         Ok(ExecutorServer {
             shared: Arc::new(shared),
         })
@@ -169,6 +181,7 @@ impl ExecutorServer {
                 tracing::error!("shutdown: cannot remove {}: {e}", s.runs_dir.display());
             }
         }
+        s.upstreams.shutdown().await;
         s.audit.flush();
     }
 
@@ -240,7 +253,7 @@ impl ExecutorServer {
                 "writeFailures": audit.failures,
                 "lastError": audit.last_error,
             },
-            "mcpClients": {"connected": 0, "failed": []},
+            "mcpClients": s.upstreams.health(),
             "connectionPool": {
                 "active": pool.active,
                 "waiting": pool.waiting,
@@ -325,6 +338,8 @@ impl ExecutorServer {
             limit_hit: outcome.limit_hit.clone(),
             warnings: outcome.warnings.clone(),
             network: outcome.network.clone(),
+            tools_called: bridge::calls_made(&outcome.tool_calls),
+            tool_calls: bridge::audit_lines(&outcome.tool_calls),
         });
         output::to_result(&outcome)
     }
@@ -445,7 +460,16 @@ impl ExecutorServer {
         }
         let _dir = RunDir(run_dir.clone());
         let timeout_ms = prep.params.timeout_ms;
-        let spec = RunSpec {
+        let bridge = match RunBridge::start(
+            &run_dir.join("bridge"),
+            s.upstreams.clone(),
+            prep.params.allowed_tools.clone(),
+            s.bridge_limits.clone(),
+        ) {
+            Ok(b) => b,
+            Err(e) => return ExecOutcome::rejected(ErrorType::Execution, e.to_string()),
+        };
+        let mut spec = RunSpec {
             sandbox_run: s.sandbox_run.clone(),
             runtime,
             command: prep.command,
@@ -457,6 +481,7 @@ impl ExecutorServer {
             code: prep.params.code,
             run_dir,
         };
+        bridge.attach(&mut spec, &prep.params.permissions);
         let run = sandbox::run(spec);
         tokio::pin!(run);
         let progress_token = ctx.meta.get_progress_token();
@@ -485,15 +510,34 @@ impl ExecutorServer {
                 }
             }
         };
-        match result {
+        let mut outcome = match result {
             Ok(out) => interpret(out, timeout_ms),
             Err(e) => {
                 let mut o = ExecOutcome::rejected(ErrorType::Execution, e.to_string());
                 o.execution_time_ms = started.elapsed().as_millis() as u64;
                 o
             }
-        }
+        };
+        outcome.tool_calls = bridge.finish();
+        outcome
     }
+}
+
+/// The upstream servers of `mcpServers` (`.mcp.json` in the working directory,
+/// `~/.claude.json`, then `MCP_CONFIG_PATH`); a bad file is reported, never fatal.
+fn load_upstreams(cfg: &Config) -> Upstreams {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let (specs, problems) =
+        super::upstream::load_specs(&cwd, home.as_deref(), cfg.mcp_config_path.as_deref());
+    for p in &problems {
+        tracing::warn!("mcpServers: {p}");
+    }
+    Upstreams::new(
+        specs,
+        problems,
+        super::upstream::Settings::from_vars(|k| std::env::var(k).ok()),
+    )
 }
 
 /// A request that passed every pre-run check.

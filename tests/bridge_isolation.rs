@@ -1,0 +1,187 @@
+//! The channel belongs to one run, only while it runs; upstream children end with the server.
+
+mod bridge_support;
+mod mcp_support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use bridge_support::*;
+use mcp_support::*;
+use serde_json::json;
+
+/// Run A publishes its socket and token in a shared directory and waits; run B, running at the
+/// same time, tries both. Polling on files, not timing, orders the two runs.
+const RUN_A: &str = r#"
+import json, os, time
+open(os.path.join(SHARED, "a.json"), "w").write(json.dumps({"socket": _CE_SOCKET, "token": _CE_TOKEN}))
+for _ in range(1200):
+    if os.path.exists(os.path.join(SHARED, "b.done")):
+        break
+    time.sleep(0.05)
+print("a_sees_b_done:", os.path.exists(os.path.join(SHARED, "b.done")))
+print("a_call:", await call_mcp_tool("mcp__t__echo", {"text": "mine"}))
+print("a_socket:", _CE_SOCKET)
+"#;
+
+const RUN_B: &str = r#"
+import json, os, socket, time
+for _ in range(1200):
+    if os.path.exists(os.path.join(SHARED, "a.json")):
+        break
+    time.sleep(0.05)
+a = json.load(open(os.path.join(SHARED, "a.json")))
+print("b_other_socket_different:", a["socket"] != _CE_SOCKET)
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(a["socket"])
+    print("b_connect_other: connected")
+except OSError as e:
+    print("b_connect_other:", type(e).__name__)
+# The other run's token on our own socket is refused.
+s = socket.socket(socket.AF_UNIX)
+s.connect(_CE_SOCKET)
+s.sendall(json.dumps({"token": a["token"], "id": 1, "method": "discover", "params": {}}).encode() + b"\n")
+print("b_other_token:", json.loads(s.makefile().readline())["error"]["kind"])
+open(os.path.join(SHARED, "b.done"), "w").write("1")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_cannot_reach_another_runs_socket_and_it_is_gone_after_the_run() {
+    let env = bridge_env(json!({"t": upstream_entry(json!({}))}));
+    let shared = env.path().join("proj/shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    set_mode(&shared, 0o777);
+    let proj = env.path().join("proj").display().to_string();
+    let env = env.set("ALLOWED_PROJECTS", proj);
+    let c = env.start().await;
+    wait_connected(&c, 1).await;
+    let shared = shared.canonicalize().unwrap().display().to_string();
+    let perms = json!({"write": [shared.clone()]});
+    let prefix = format!("SHARED = {shared:?}\n");
+    let (code_a, code_b) = (format!("{prefix}{RUN_A}"), format!("{prefix}{RUN_B}"));
+    let a = run_with(
+        &c,
+        "python",
+        &code_a,
+        json!({"allowedTools": ["mcp__t__echo"], "permissions": perms}),
+    );
+    let b = run_with(
+        &c,
+        "python",
+        &code_b,
+        json!({"allowedTools": ["mcp__t__echo"], "permissions": perms}),
+    );
+    let (a, b) = tokio::join!(a, b);
+    let (a, b) = (ok_output(&a), ok_output(&b));
+    assert!(a.contains("a_sees_b_done: True"), "{a}");
+    assert!(a.contains("a_call: mine"), "{a}");
+    assert!(b.contains("b_other_socket_different: True"), "{b}");
+    // The other run's directory is not in this sandbox at all.
+    assert!(b.contains("b_connect_other: FileNotFoundError"), "{b}");
+    assert!(b.contains("b_other_token: unauthorized"), "{b}");
+    // After the run, the socket and its directory are gone.
+    let socket = a
+        .lines()
+        .find_map(|l| l.strip_prefix("a_socket: "))
+        .unwrap();
+    assert!(!Path::new(socket).exists(), "{socket} still exists");
+    assert!(!Path::new(socket).parent().unwrap().exists());
+    c.service.cancel().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calling_on_after_the_run_timed_out_is_cut_off() {
+    let env = bridge_env(json!({"t": upstream_entry(json!({}))}));
+    let c = env.start().await;
+    wait_connected(&c, 1).await;
+    // Keeps calling, ignoring every error, until the run's timeout kills it.
+    let code = r#"
+import sys
+print("socket:", _CE_SOCKET, flush=True)
+while True:
+    try:
+        await call_mcp_tool("mcp__t__slow", {"ms": 5})
+    except MCPToolError:
+        pass
+"#;
+    let r = run_with(
+        &c,
+        "python",
+        code,
+        json!({"allowedTools": ["mcp__t__slow"], "timeoutMs": 2000}),
+    )
+    .await;
+    let s = sc(&r);
+    assert_eq!(s["errorType"], "timeout", "{s:?}");
+    assert!(
+        s["toolCallSummary"][0]["callCount"].as_u64().unwrap() > 0,
+        "{s:?}"
+    );
+    let socket = output(&r)
+        .lines()
+        .find_map(|l| l.strip_prefix("socket: ").map(str::to_string))
+        .unwrap();
+    assert!(!Path::new(&socket).exists(), "{socket} outlived its run");
+    // The upstream and the server are unaffected.
+    let r = run(
+        &c,
+        "node",
+        r#"console.log(await callMCPTool("mcp__t__echo", { text: "next run" }));"#,
+        &["mcp__t__echo"],
+    )
+    .await;
+    assert_eq!(ok_output(&r), "next run\n");
+    c.service.cancel().await.expect("close");
+}
+
+fn upstream_children(server_pid: u32) -> Vec<u32> {
+    children_of(server_pid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .map(|e| e.ends_with("test_upstream"))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_children_end_with_the_server() {
+    let limit = Duration::from_secs(30);
+    // A clean exit (the client closes stdin).
+    let env = bridge_env(json!({"t": upstream_entry(json!({})), "u": upstream_entry(json!({}))}));
+    let c = env.start().await;
+    wait_connected(&c, 2).await;
+    let kids = upstream_children(c.pid);
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    c.service.cancel().await.expect("close");
+    assert!(
+        eventually(limit, || kids.iter().all(|k| !alive(*k))).await,
+        "upstreams {kids:?} outlived the server"
+    );
+
+    // The server killed outright: the children get SIGKILL from the kernel (PDEATHSIG).
+    let c = env.start().await;
+    wait_connected(&c, 2).await;
+    let kids = upstream_children(c.pid);
+    assert_eq!(kids.len(), 2, "{kids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        eventually(limit, || kids.iter().all(|k| !alive(*k))).await,
+        "upstreams {kids:?} outlived the killed server"
+    );
+}

@@ -392,10 +392,12 @@ fn mcp_config() -> Config {
         "10.0.0.5".to_string(),
     ];
     Config {
-        allowed_tools: ["mcp__fs__*", "mcp__git__log", "mcp__srv__get_*"]
-            .iter()
-            .map(|s| AllowedToolPattern::parse(s).expect("valid ceiling pattern"))
-            .collect(),
+        allowed_tools: Some(
+            ["mcp__fs__*", "mcp__git__log", "mcp__srv__get_*"]
+                .iter()
+                .map(|s| AllowedToolPattern::parse(s).expect("valid ceiling pattern"))
+                .collect(),
+        ),
         net_ceiling: NetPolicy::parse(&allow_network).expect("valid ceiling"),
         allow_network,
         max_code_size: 4096,
@@ -510,7 +512,7 @@ fn arguments(m: &Map<String, Value>, cfg: &Config) {
         }
         for t in &p.allowed_tools {
             assert!(
-                cfg.allowed_tools.iter().any(|c| t.within(c)),
+                cfg.allowed_tools.iter().flatten().any(|c| t.within(c)),
                 "tool {t} accepted outside the ceiling"
             );
         }

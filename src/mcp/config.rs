@@ -162,11 +162,9 @@ pub struct Config {
     pub net_ceiling: NetPolicy,
     pub audit_log: Option<PathBuf>,
     pub rate_limit: Option<RateLimitConfig>,
-    /// Server-side ceiling for `allowedTools`; a caller can only narrow it.
-    pub allowed_tools: Vec<AllowedToolPattern>,
-    /// Whether `security.allowedTools` was given at all; when it was not, there is no
-    /// ceiling and a run's own `allowedTools` alone decides.
-    pub allowed_tools_set: bool,
+    /// Server-side ceiling for `allowedTools` (`security.allowedTools`); a caller can only
+    /// narrow it. `None` when the key is absent: then a run's own `allowedTools` alone decides.
+    pub allowed_tools: Option<Vec<AllowedToolPattern>>,
     /// Reject code that matches a dangerous pattern instead of only warning.
     pub block_dangerous_patterns: bool,
     pub typescript_enabled: bool,
@@ -195,8 +193,7 @@ impl Default for Config {
             net_ceiling: NetPolicy::deny_all(),
             audit_log: None,
             rate_limit: None,
-            allowed_tools: Vec::new(),
-            allowed_tools_set: false,
+            allowed_tools: None,
             block_dangerous_patterns: false,
             typescript_enabled: true,
             deno_path: None,
@@ -344,14 +341,18 @@ impl Config {
                 max_requests: u("security.rateLimit.maxRequests").unwrap_or(30),
             });
         }
-        c.allowed_tools_set = get("security.allowedTools").is_some();
-        for name in list("security.allowedTools") {
-            let p =
-                AllowedToolPattern::parse(&name).map_err(|source| ConfigError::BadToolName {
-                    origin: origin.to_string(),
-                    source,
+        if get("security.allowedTools").is_some() {
+            let mut ceiling = Vec::new();
+            for name in list("security.allowedTools") {
+                let p = AllowedToolPattern::parse(&name).map_err(|source| {
+                    ConfigError::BadToolName {
+                        origin: origin.to_string(),
+                        source,
+                    }
                 })?;
-            c.allowed_tools.push(p);
+                ceiling.push(p);
+            }
+            c.allowed_tools = Some(ceiling);
         }
         c.block_dangerous_patterns = b("security.blockDangerousPatterns").unwrap_or(false);
         c.typescript_enabled = b("executors.typescript.enabled").unwrap_or(true);

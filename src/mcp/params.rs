@@ -132,7 +132,11 @@ pub fn parse_execute(
                     )));
                 };
                 let p = AllowedToolPattern::parse(s).map_err(|e| ParamError(e.to_string()))?;
-                if cfg.allowed_tools_set && !cfg.allowed_tools.iter().any(|c| p.within(c)) {
+                let outside = cfg
+                    .allowed_tools
+                    .as_ref()
+                    .is_some_and(|ceiling| !ceiling.iter().any(|c| p.within(c)));
+                if outside {
                     return Err(ParamError(format!(
                         "tool {s:?} is not allowed by the server configuration (security.allowedTools); a run can only narrow that list"
                     )));
@@ -294,8 +298,7 @@ mod tests {
 
     fn parse(v: Value) -> Result<ExecuteParams, ParamError> {
         let cfg = Config {
-            allowed_tools: vec![AllowedToolPattern::parse("mcp__fs__*").unwrap()],
-            allowed_tools_set: true,
+            allowed_tools: Some(vec![AllowedToolPattern::parse("mcp__fs__*").unwrap()]),
             ..Default::default()
         };
         parse_execute(v.as_object(), &cfg, true)

@@ -96,7 +96,8 @@ pub struct CallRecord {
 /// What one run may do and what it did.
 struct RunState {
     upstreams: Arc<Upstreams>,
-    allowed: Vec<AllowedToolPattern>,
+    /// Set at start, or when a prewarmed sandbox is taken by a run (see `set_allowed`).
+    allowed: std::sync::RwLock<Vec<AllowedToolPattern>>,
     token: String,
     limits: Limits,
     calls_started: AtomicUsize,
@@ -144,7 +145,7 @@ impl RunBridge {
         let token = hex::encode(raw);
         let state = Arc::new(RunState {
             upstreams,
-            allowed,
+            allowed: std::sync::RwLock::new(allowed),
             token: token.clone(),
             limits,
             calls_started: AtomicUsize::new(0),
@@ -178,6 +179,18 @@ impl RunBridge {
     /// Wire this bridge into a run: the prelude before the code, the directory shared
     /// read-only into the sandbox (connect() needs no write access to the mount), and for
     /// deno its own permission flags (read and write on the directory, net on `unix:<socket>`).
+    /// The allowlist of the run that took this bridge's prewarmed sandbox.
+    pub fn set_allowed(&self, allowed: Vec<AllowedToolPattern>) {
+        if let Ok(mut a) = self.state.allowed.write() {
+            *a = allowed;
+        }
+    }
+
+    /// `code` with this bridge's prelude (socket path and token) in front.
+    pub fn wrap_code(&self, runtime: Runtime, code: &str) -> String {
+        with_prelude(runtime, code, &self.socket, &self.token)
+    }
+
     pub fn attach(&self, spec: &mut RunSpec, perms: &Permissions) {
         spec.code = with_prelude(spec.runtime, &spec.code, &self.socket, &self.token);
         if spec.runtime == Runtime::Deno {
@@ -567,8 +580,9 @@ async fn call_checked(
     tool: &str,
     arguments: Map<String, Value>,
 ) -> Result<Value, BridgeFault> {
-    if !state.allowed.iter().any(|p| p.matches(server, tool)) {
-        let list: Vec<String> = state.allowed.iter().map(|p| p.to_string()).collect();
+    let allowed = state.allowed.read().map(|a| a.clone()).unwrap_or_default();
+    if !allowed.iter().any(|p| p.matches(server, tool)) {
+        let list: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
         return Err(BridgeFault::new(
             "denied",
             format!(

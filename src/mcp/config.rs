@@ -122,6 +122,7 @@ const POOL_KEYS: &[(&str, Kind)] = &[
     ("maxConcurrent", Kind::UInt),
     ("queueSize", Kind::UInt),
     ("queueTimeoutMs", Kind::UInt),
+    ("prewarm", Kind::UInt),
 ];
 const ROOT_KEYS: &[(&str, Kind)] = &[
     ("$schema", Kind::Str),
@@ -143,6 +144,8 @@ pub struct PoolConfig {
     pub max_concurrent: usize,
     pub queue_size: usize,
     pub queue_timeout_ms: u64,
+    /// Prewarmed sandboxes kept ready per runtime (0 turns prewarming off).
+    pub prewarm: usize,
 }
 
 /// The effective, validated server configuration.
@@ -204,6 +207,7 @@ impl Default for Config {
                 max_concurrent: 100,
                 queue_size: 200,
                 queue_timeout_ms: 30_000,
+                prewarm: 1,
             },
             sandbox_run: None,
             mcp_config_path: None,
@@ -366,6 +370,9 @@ impl Config {
         if let Some(v) = u("pool.queueSize") {
             c.pool.queue_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
+        if let Some(v) = u("pool.prewarm") {
+            c.pool.prewarm = v as usize;
+        }
         if let Some(v) = u("pool.queueTimeoutMs") {
             c.pool.queue_timeout_ms = v;
         }
@@ -416,6 +423,9 @@ impl Config {
         if let Some(v) = src.var("POOL_MAX_CONCURRENT") {
             self.pool.max_concurrent = parse_uint("POOL_MAX_CONCURRENT", v)? as usize;
         }
+        if let Some(v) = src.var("CODE_EXECUTOR_PREWARM") {
+            self.pool.prewarm = parse_uint("CODE_EXECUTOR_PREWARM", v)? as usize;
+        }
         if let Some(v) = src.var("POOL_QUEUE_SIZE") {
             self.pool.queue_size = parse_uint("POOL_QUEUE_SIZE", v)? as usize;
         }
@@ -454,6 +464,12 @@ impl Config {
             return Err(bad(
                 "pool.maxConcurrent / POOL_MAX_CONCURRENT",
                 "must be at least 1".into(),
+            ));
+        }
+        if self.pool.prewarm > 8 {
+            return Err(bad(
+                "pool.prewarm / CODE_EXECUTOR_PREWARM",
+                format!("{} is more than 8 warm sandboxes per runtime; each holds an interpreter in memory (deno and node ~40 MB)", self.pool.prewarm),
             ));
         }
         if let Some(rl) = &self.rate_limit {
@@ -765,6 +781,7 @@ mod tests {
                 ("POOL_MAX_CONCURRENT", "3"),
                 ("POOL_QUEUE_SIZE", "4"),
                 ("POOL_QUEUE_TIMEOUT_MS", "500"),
+                ("CODE_EXECUTOR_PREWARM", "2"),
                 ("SANDBOX_RUN_PATH", "/opt/sandbox-run"),
             ],
         ))
@@ -788,7 +805,8 @@ mod tests {
             PoolConfig {
                 max_concurrent: 3,
                 queue_size: 4,
-                queue_timeout_ms: 500
+                queue_timeout_ms: 500,
+                prewarm: 2,
             }
         );
         assert_eq!(c.sandbox_run, Some(PathBuf::from("/opt/sandbox-run")));

@@ -56,6 +56,8 @@ pub struct ExecOutcome {
     pub network: Vec<Value>,
     /// Calls the guest made through the tool bridge.
     pub tool_calls: Vec<super::bridge::CallRecord>,
+    /// The run used a sandbox launched ahead of time (still used exactly once).
+    pub prewarmed: bool,
 }
 
 impl ExecOutcome {
@@ -182,6 +184,9 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if !o.degraded.is_empty() {
         sc.insert("sandboxDegraded".into(), json!(o.degraded));
     }
+    if o.prewarmed {
+        sc.insert("prewarmed".into(), json!(true));
+    }
 
     let status = if o.timed_out {
         "TIMEOUT"
@@ -267,7 +272,8 @@ pub fn execute_output_schema() -> Map<String, Value> {
             "peakMemoryBytes": {"type": "number"},
             "outputTruncated": {"type": "boolean"},
             "warnings": {"type": "array", "items": {"type": "string"}},
-            "sandboxDegraded": {"type": "array", "items": {"type": "string"}}
+            "sandboxDegraded": {"type": "array", "items": {"type": "string"}},
+            "prewarmed": {"type": "boolean", "description": "the run took a sandbox launched ahead of time (each is used once)"}
         },
         "required": ["success", "output", "executionTimeMs"]
     });

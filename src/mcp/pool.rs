@@ -122,6 +122,7 @@ mod tests {
             max_concurrent: 1,
             queue_size: 1,
             queue_timeout_ms: 200,
+            prewarm: 0,
         }));
         let first = pool.acquire().await.unwrap();
         assert_eq!(pool.stats().active, 1);

@@ -239,11 +239,12 @@ pub enum Deadline {
     Server,
 }
 
-/// Starts sandbox-run for `spec` (its code is not sent yet).
-pub fn spawn(spec: &RunSpec, extra_launcher_args: &[String]) -> Result<Launched, SandboxError> {
+/// Starts sandbox-run for `spec` (its code is not sent yet). `--die-with-parent`: no sandbox
+/// outlives the server, even one killed without a chance to clean up.
+pub fn spawn(spec: &RunSpec) -> Result<Launched, SandboxError> {
     let report_path = spec.run_dir.join("report.json");
     let mut cmd = Command::new(&spec.sandbox_run);
-    cmd.args(extra_launcher_args)
+    cmd.arg("--die-with-parent")
         .args(launcher_args(spec, &report_path))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -374,7 +375,7 @@ enum Stop {
 
 /// Run one execution to completion in a fresh sandbox. Dropping the future kills the sandbox.
 pub async fn run(spec: RunSpec) -> Result<RunOutput, SandboxError> {
-    let launched = spawn(&spec, &[])?;
+    let launched = spawn(&spec)?;
     launched
         .finish(spec.code, spec.timeout_ms, Deadline::Launcher)
         .await

@@ -28,14 +28,15 @@ use super::audit::{rfc3339_now, AuditEntry, AuditLog};
 use super::bridge::{self, RunBridge};
 use super::config::Config;
 use super::output::{self, ErrorType, ExecOutcome};
-use super::params::{self, ExecuteParams};
+use super::params::{self, ExecuteParams, Permissions};
 use super::paths;
 use super::patterns::{self, Language};
 use super::pool::Pool;
 use super::rate_limit::RateLimiter;
 use super::runtime::{interpreter_args, Runtime, Runtimes};
-use super::sandbox::{self, RunOutput, RunSpec};
+use super::sandbox::{self, Deadline, RunOutput, RunSpec};
 use super::upstream::Upstreams;
+use super::warm::{Factory, Warm, WarmPool};
 use crate::net::pattern::{narrow, HostPattern, NetPolicy};
 
 pub const TOOL_TS: &str = "executeTypescript";
@@ -65,6 +66,8 @@ pub struct Shared {
     /// Upstream MCP servers, reached by guest code through each run's tool bridge.
     upstreams: Arc<Upstreams>,
     bridge_limits: bridge::Limits,
+    /// Sandboxes launched ahead of time, each with its own bridge (see `warm`).
+    warm: Arc<WarmPool<RunBridge>>,
 }
 
 /// Removes a run's host directory however the run ends.
@@ -120,6 +123,11 @@ impl ExecutorServer {
             source,
         })?;
         let upstreams = Arc::new(load_upstreams(&cfg));
+        let warm_runtimes: Vec<Runtime> = [Runtime::Deno, Runtime::Node, Runtime::Python]
+            .into_iter()
+            .filter(|r| runtimes.get(*r).command.is_some() && sandbox_problem.is_none())
+            .collect();
+        let warm = WarmPool::new(cfg.pool.prewarm, warm_runtimes);
         let shared = Shared {
             pool: Pool::new(cfg.pool.clone()),
             rate: cfg.rate_limit.clone().map(RateLimiter::new),
@@ -135,15 +143,23 @@ impl ExecutorServer {
             doctor: OnceCell::new(),
             upstreams,
             bridge_limits: bridge::Limits::from_vars(|k| std::env::var(k).ok()),
+            warm,
             cfg,
         };
+        let shared = Arc::new(shared);
         // Upstreams connect in the background, so a slow one never delays the MCP handshake.
         if tokio::runtime::Handle::try_current().is_ok() {
             shared.upstreams.spawn_maintenance(shared.shutdown.clone());
+            let weak = Arc::downgrade(&shared);
+            let factory: Factory<RunBridge> = Arc::new(move |runtime| {
+                let s = weak.upgrade().ok_or("the server is gone")?;
+                launch_warm(&s, runtime)
+            });
+            shared
+                .warm
+                .spawn_maintenance(factory, shared.shutdown.clone());
         }
-        Ok(ExecutorServer {
-            shared: Arc::new(shared),
-        })
+        Ok(ExecutorServer { shared })
     }
 
     /// Names of the tools this server offers, given what is installed.
@@ -176,6 +192,8 @@ impl ExecutorServer {
         while s.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Warm sandboxes are asked to end (sandbox-run cleans up on SIGTERM) and awaited.
+        s.warm.drain().await;
         if let Err(e) = std::fs::remove_dir_all(&s.runs_dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::error!("shutdown: cannot remove {}: {e}", s.runs_dir.display());
@@ -254,6 +272,7 @@ impl ExecutorServer {
                 "lastError": audit.last_error,
             },
             "mcpClients": s.upstreams.health(),
+            "prewarm": s.warm.counts(),
             "connectionPool": {
                 "active": pool.active,
                 "waiting": pool.waiting,
@@ -450,40 +469,60 @@ impl ExecutorServer {
             Ok(slot) => slot,
             Err(e) => return ExecOutcome::rejected(ErrorType::Execution, e.to_string()),
         };
-        let n = s.run_counter.fetch_add(1, Ordering::SeqCst);
-        let run_dir = s.runs_dir.join(format!("run-{n}"));
-        if let Err(e) = std::fs::create_dir_all(&run_dir) {
-            return ExecOutcome::rejected(
-                ErrorType::Execution,
-                format!("cannot create run directory {}: {e}", run_dir.display()),
-            );
-        }
-        let _dir = RunDir(run_dir.clone());
         let timeout_ms = prep.params.timeout_ms;
-        let bridge = match RunBridge::start(
-            &run_dir.join("bridge"),
-            s.upstreams.clone(),
-            prep.params.allowed_tools.clone(),
-            s.bridge_limits.clone(),
-        ) {
-            Ok(b) => b,
-            Err(e) => return ExecOutcome::rejected(ErrorType::Execution, e.to_string()),
+        // A run that asks for no host paths and no network would launch exactly like a warm
+        // sandbox: take one if it is ready (each is used once, then destroyed).
+        let eligible =
+            prep.read.is_empty() && prep.write.is_empty() && prep.params.permissions.net.is_empty();
+        let warm = if eligible { s.warm.take(runtime) } else { None };
+        let prewarmed = warm.is_some();
+        let (run, bridge, _dir): (RunFuture, RunBridge, RunDir) = match warm {
+            Some(Warm {
+                launched,
+                run_dir,
+                extra: bridge,
+            }) => {
+                bridge.set_allowed(prep.params.allowed_tools.clone());
+                let code = bridge.wrap_code(runtime, &prep.params.code);
+                let run = launched.finish(code, timeout_ms, Deadline::Server);
+                (Box::pin(run), bridge, RunDir(run_dir))
+            }
+            None => {
+                let n = s.run_counter.fetch_add(1, Ordering::SeqCst);
+                let run_dir = s.runs_dir.join(format!("run-{n}"));
+                if let Err(e) = std::fs::create_dir_all(&run_dir) {
+                    return ExecOutcome::rejected(
+                        ErrorType::Execution,
+                        format!("cannot create run directory {}: {e}", run_dir.display()),
+                    );
+                }
+                let dir = RunDir(run_dir.clone());
+                let bridge = match RunBridge::start(
+                    &run_dir.join("bridge"),
+                    s.upstreams.clone(),
+                    prep.params.allowed_tools.clone(),
+                    s.bridge_limits.clone(),
+                ) {
+                    Ok(b) => b,
+                    Err(e) => return ExecOutcome::rejected(ErrorType::Execution, e.to_string()),
+                };
+                let mut spec = RunSpec {
+                    sandbox_run: s.sandbox_run.clone(),
+                    runtime,
+                    command: prep.command,
+                    args: prep.args,
+                    read: prep.read,
+                    write: prep.write,
+                    net: prep.params.permissions.net.clone(),
+                    timeout_ms,
+                    code: prep.params.code,
+                    run_dir,
+                };
+                bridge.attach(&mut spec, &prep.params.permissions);
+                (Box::pin(sandbox::run(spec)), bridge, dir)
+            }
         };
-        let mut spec = RunSpec {
-            sandbox_run: s.sandbox_run.clone(),
-            runtime,
-            command: prep.command,
-            args: prep.args,
-            read: prep.read,
-            write: prep.write,
-            net: prep.params.permissions.net.clone(),
-            timeout_ms,
-            code: prep.params.code,
-            run_dir,
-        };
-        bridge.attach(&mut spec, &prep.params.permissions);
-        let run = sandbox::run(spec);
-        tokio::pin!(run);
+        let mut run = run;
         let progress_token = ctx.meta.get_progress_token();
         let mut tick =
             tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
@@ -519,8 +558,63 @@ impl ExecutorServer {
             }
         };
         outcome.tool_calls = bridge.finish();
+        outcome.prewarmed = prewarmed;
         outcome
     }
+}
+
+/// One run in progress: a fresh launch, or a prewarmed sandbox being fed its code.
+type RunFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<RunOutput, sandbox::SandboxError>> + Send>,
+>;
+
+/// Launches one warm sandbox for `runtime`: the launch of a run with no host paths, no network
+/// and (for now) no tools allowed, its code still to come on stdin. Its launcher's own timeout
+/// covers the longest wait plus the longest run; the run's own limit is enforced when taken.
+fn launch_warm(s: &Shared, runtime: Runtime) -> Result<Warm<RunBridge>, String> {
+    let command = s
+        .runtimes
+        .get(runtime)
+        .command
+        .clone()
+        .ok_or_else(|| format!("{} is not available", runtime.name()))?;
+    let n = s.run_counter.fetch_add(1, Ordering::SeqCst);
+    let run_dir = s.runs_dir.join(format!("warm-{n}"));
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| format!("cannot create {}: {e}", run_dir.display()))?;
+    let made = (|| {
+        let perms = Permissions::default();
+        let bridge = RunBridge::start(
+            &run_dir.join("bridge"),
+            s.upstreams.clone(),
+            Vec::new(),
+            s.bridge_limits.clone(),
+        )
+        .map_err(|e| e.to_string())?;
+        let mut spec = RunSpec {
+            sandbox_run: s.sandbox_run.clone(),
+            runtime,
+            command,
+            args: interpreter_args(runtime, &[], &[], &perms),
+            read: Vec::new(),
+            write: Vec::new(),
+            net: Vec::new(),
+            timeout_ms: super::warm::MAX_IDLE.as_millis() as u64 + s.cfg.max_timeout_ms,
+            code: String::new(),
+            run_dir: run_dir.clone(),
+        };
+        bridge.attach(&mut spec, &perms);
+        let launched = sandbox::spawn(&spec).map_err(|e| e.to_string())?;
+        Ok(Warm {
+            launched,
+            run_dir: run_dir.clone(),
+            extra: bridge,
+        })
+    })();
+    if made.is_err() {
+        let _ = std::fs::remove_dir_all(&run_dir);
+    }
+    made
 }
 
 /// The upstream servers of `mcpServers` (`.mcp.json` in the working directory,

@@ -40,6 +40,8 @@ pub struct WarmPool<B> {
     runtimes: Vec<Runtime>,
     entries: Mutex<HashMap<Runtime, VecDeque<Warm<B>>>>,
     wake: Notify,
+    /// Set by `drain`: no entry is added or taken after it.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl<B: Send + 'static> WarmPool<B> {
@@ -49,6 +51,7 @@ impl<B: Send + 'static> WarmPool<B> {
             runtimes,
             entries: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -58,6 +61,9 @@ impl<B: Send + 'static> WarmPool<B> {
 
     /// A live warm sandbox for `runtime`, if one is ready. Dead ones are dropped on the way.
     pub fn take(&self, runtime: Runtime) -> Option<Warm<B>> {
+        if self.is_closed() {
+            return None;
+        }
         let mut taken = None;
         if let Ok(mut map) = self.entries.lock() {
             if let Some(q) = map.get_mut(&runtime) {
@@ -88,14 +94,18 @@ impl<B: Send + 'static> WarmPool<B> {
         serde_json::json!({"perRuntime": self.per_runtime, "ready": out})
     }
 
-    /// Keeps the pool full until `shutdown`, then stops every warm sandbox.
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Keeps the pool full until `shutdown` (the owner then calls [`WarmPool::drain`]).
     pub fn spawn_maintenance(self: &Arc<Self>, factory: Factory<B>, shutdown: CancellationToken) {
         if !self.enabled() {
             return;
         }
         let pool = Arc::clone(self);
         tokio::spawn(async move {
-            loop {
+            while !shutdown.is_cancelled() && !pool.is_closed() {
                 pool.refill(&factory).await;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -103,7 +113,6 @@ impl<B: Send + 'static> WarmPool<B> {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
             }
-            pool.drain().await;
         });
     }
 
@@ -132,31 +141,40 @@ impl<B: Send + 'static> WarmPool<B> {
                 if have >= self.per_runtime {
                     break;
                 }
-                let f = Arc::clone(factory);
-                match tokio::task::spawn_blocking(move || f(r)).await {
-                    Ok(Ok(w)) => {
+                // Called on this runtime worker thread on purpose: sandbox-run is started with
+                // --die-with-parent, whose signal fires when the spawning *thread* exits, and
+                // worker threads live as long as the server (blocking-pool threads do not).
+                match factory(r) {
+                    Ok(w) if self.is_closed() => {
+                        stop(w).await;
+                        break;
+                    }
+                    Ok(w) => {
                         if let Ok(mut map) = self.entries.lock() {
                             map.entry(r).or_default().push_back(w);
                         }
                     }
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         tracing::warn!("prewarm {}: {e}", r.name());
                         break;
                     }
-                    Err(_) => break,
                 }
             }
         }
     }
 
-    async fn drain(&self) {
+    /// Closes the pool and stops every warm sandbox, waiting for each launcher to clean up
+    /// (at shutdown).
+    pub async fn drain(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
         let all: Vec<Warm<B>> = self
             .entries
             .lock()
             .map(|mut m| m.values_mut().flat_map(|q| q.drain(..)).collect())
             .unwrap_or_default();
-        for w in all {
-            stop(w).await;
+        let stops: Vec<_> = all.into_iter().map(stop).collect();
+        for s in stops {
+            s.await;
         }
     }
 }

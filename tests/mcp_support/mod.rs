@@ -59,6 +59,9 @@ impl ServerEnv {
         vars.insert("HOME".to_string(), home.display().to_string());
         vars.insert("PATH".to_string(), format!("{}:{path}", deno_dir.display()));
         vars.insert("RUST_LOG".into(), "warn".into());
+        // Prewarmed sandboxes have their own tests (mcp_prewarm.rs); elsewhere they would only
+        // add load and background processes that some assertions count.
+        vars.insert("CODE_EXECUTOR_PREWARM".into(), "0".into());
         // Lets a developer point the tests at another launcher; normally the sibling is used.
         if let Ok(p) = std::env::var("MCP_TEST_SANDBOX_RUN") {
             vars.insert("SANDBOX_RUN_PATH".into(), p);

@@ -1,12 +1,13 @@
 """End-to-end benchmark of code-executor-mcp over MCP stdio, with baselines from the same run.
 
-    .deps/venv/bin/python scripts/bench-mcp.py [--runs N] [--server PATH] [--prewarm N]
+    .deps/venv/bin/python scripts/bench-mcp.py [--runs N] [--server PATH]
 
 Prints, for executePython `print(1)` and executeTypescript `console.log(1)` (deno and node):
 median and p95 of the tools/call round trip seen by an MCP client (one request at a time),
-the same through `sandbox-run` alone, and the bare interpreter; then the throughput with 8
+with prewarmed sandboxes off (every run launches a sandbox) and on (one warm sandbox per
+runtime, requests 150 ms apart so the pool refills, as with an agent's think time), beside the
+same run through `sandbox-run` alone and the bare interpreter; then the throughput with 8
 requests in flight, and the server's memory (RSS) idle and at its peak under that load.
-`--prewarm N` sets CODE_EXECUTOR_PREWARM (warm sandboxes per runtime; 0 turns them off).
 Run after `cargo build --release` (default server: target/release/code-executor-mcp).
 """
 import argparse
@@ -108,7 +109,8 @@ async def over_mcp(server, runs, prewarm):
             # Throughput: 8 requests in flight at all times, python print(1).
             peak = [out["idle_rss"]]
             done = 0
-            n_total = max(40, runs * 2)
+            per_worker = max(5, runs // 4)
+            n_total = 8 * per_worker
 
             async def worker(n):
                 nonlocal done
@@ -127,7 +129,7 @@ async def over_mcp(server, runs, prewarm):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(sampler)
                 for _ in range(8):
-                    tg.start_soon(worker, n_total // 8)
+                    tg.start_soon(worker, per_worker)
             out["throughput"] = n_total / (time.perf_counter() - t)
             out["peak_rss"] = peak[0]
     return out
@@ -137,7 +139,6 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--server", default=os.path.join(TARGET, "release/code-executor-mcp"))
-    ap.add_argument("--prewarm", type=int, default=None)
     a = ap.parse_args()
     sandbox_run = os.path.join(os.path.dirname(a.server), "sandbox-run")
     deno = deno_path()
@@ -146,22 +147,24 @@ def main():
     deno_cmd = [deno, "run", "--no-prompt", "--no-config", "--no-lock", "--ext=ts", "-"]
     node_cmd = ["node", "--input-type=module", "-"]
     sb = lambda policy, cmd: [sandbox_run, "--policy", policy, "--"] + cmd
-    m = anyio.run(over_mcp, a.server, a.runs, a.prewarm)
+    cold = anyio.run(over_mcp, a.server, a.runs, 0)
+    m = anyio.run(over_mcp, a.server, a.runs, 1)
     rows = [
         ("executePython print(1)", sb("python", ["python3", "-c", RUNNER]), [real_python, "-c", RUNNER], "print(1)"),
         ("executeTypescript console.log(1) [deno]", sb("deno", deno_cmd), deno_cmd, "console.log(1)"),
         ("executeTypescript console.log(1) [node]", sb("node", node_cmd), node_cmd, "console.log(1)"),
     ]
-    print(f"server {a.server}, prewarm={'default' if a.prewarm is None else a.prewarm}, {a.runs} runs per row (ms: median / p95)")
-    print(f"| case | over MCP | sandbox-run alone | bare interpreter |")
-    print(f"|---|---|---|---|")
+    print(f"server {a.server}, {a.runs} runs per row (ms: median / p95)")
+    print("| case | over MCP, prewarmed | over MCP, fresh sandbox | sandbox-run alone | bare interpreter |")
+    print("|---|---|---|---|---|")
     for label, sbcmd, barecmd, code in rows:
-        mm, mp = m[label]
+        wm, wp = m[label]
+        cm, cp = cold[label]
         sm, sp = timed(proc(sbcmd, code), a.runs)
         bm, bp = timed(proc(barecmd, code), a.runs)
-        print(f"| {label} | {mm:.1f} / {mp:.1f} | {sm:.1f} / {sp:.1f} | {bm:.1f} / {bp:.1f} |")
-    print(f"throughput, 8 requests in flight (executePython print(1)): {m['throughput']:.1f} runs/s")
-    print(f"server RSS: idle {m['idle_rss'] / 1024:.1f} MiB, peak under load {m['peak_rss'] / 1024:.1f} MiB")
+        print(f"| {label} | {wm:.1f} / {wp:.1f} | {cm:.1f} / {cp:.1f} | {sm:.1f} / {sp:.1f} | {bm:.1f} / {bp:.1f} |")
+    print(f"throughput, 8 requests in flight (executePython print(1)): {cold['throughput']:.1f} runs/s without prewarm, {m['throughput']:.1f} runs/s with 1 warm per runtime")
+    print(f"server RSS: idle {cold['idle_rss'] / 1024:.1f} MiB, peak under load {cold['peak_rss'] / 1024:.1f} MiB (prewarm on: idle {m['idle_rss'] / 1024:.1f} MiB; the warm sandboxes are separate processes)")
 
 
 if __name__ == "__main__":

@@ -476,6 +476,8 @@ impl ExecutorServer {
             prep.read.is_empty() && prep.write.is_empty() && prep.params.permissions.net.is_empty();
         let warm = if eligible { s.warm.take(runtime) } else { None };
         let prewarmed = warm.is_some();
+        // However this run ends (result, cancel, shutdown), the pool refills after it.
+        let _refill = prewarmed.then(|| RefillAfter(&s.warm));
         let (run, bridge, _dir): (RunFuture, RunBridge, RunDir) = match warm {
             Some(Warm {
                 launched,
@@ -560,6 +562,15 @@ impl ExecutorServer {
         outcome.tool_calls = bridge.finish();
         outcome.prewarmed = prewarmed;
         outcome
+    }
+}
+
+/// Wakes the warm pool's refill when dropped, i.e. when the run that took a sandbox is over.
+struct RefillAfter<'a>(&'a WarmPool<RunBridge>);
+
+impl Drop for RefillAfter<'_> {
+    fn drop(&mut self) {
+        self.0.refill_soon();
     }
 }
 

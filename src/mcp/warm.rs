@@ -76,8 +76,13 @@ impl<B: Send + 'static> WarmPool<B> {
                 }
             }
         }
-        self.wake.notify_one();
         taken
+    }
+
+    /// Starts refilling. The taker calls it when its run has ended: a refill launches an
+    /// interpreter, and doing that while the run executes would slow the run down.
+    pub fn refill_soon(&self) {
+        self.wake.notify_one();
     }
 
     /// Warm entries ready, per runtime name (for `health`).

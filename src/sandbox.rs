@@ -128,45 +128,36 @@ impl<'a> Command<'a> {
         let runtime = policy.runtime.or(resolved.runtime);
         let ids = Ids::for_current_user()?;
 
-        let mut shares = Vec::new();
-        for p in &policy.filesystem.read_only {
-            shares.push(mounts::Share {
-                path: p,
-                writable: false,
-                required: false,
-                flag: "policy filesystem.read_only",
-            });
-        }
-        for p in &policy.filesystem.read_write {
-            shares.push(mounts::Share {
-                path: p,
-                writable: true,
-                required: false,
-                flag: "policy filesystem.read_write",
-            });
-        }
-        shares.push(mounts::Share {
-            path: &resolved.install,
-            writable: false,
-            required: false,
-            flag: "runtime install",
-        });
-        for p in &self.sandbox.allow_read {
-            shares.push(mounts::Share {
-                path: p,
-                writable: false,
-                required: true,
-                flag: "--allow-read",
-            });
-        }
-        for p in &self.sandbox.allow_write {
-            shares.push(mounts::Share {
-                path: p,
-                writable: true,
-                required: true,
-                flag: "--allow-write",
-            });
-        }
+        // (paths, writable, required, where they come from); order matters, see MountPlan.
+        let install = std::slice::from_ref(&resolved.install);
+        let sources: [(&[PathBuf], bool, bool, &'static str); 5] = [
+            (
+                &policy.filesystem.read_only,
+                false,
+                false,
+                "policy filesystem.read_only",
+            ),
+            (
+                &policy.filesystem.read_write,
+                true,
+                false,
+                "policy filesystem.read_write",
+            ),
+            (install, false, false, "runtime install"),
+            (&self.sandbox.allow_read, false, true, "--allow-read"),
+            (&self.sandbox.allow_write, true, true, "--allow-write"),
+        ];
+        let shares: Vec<mounts::Share<'_>> = sources
+            .iter()
+            .flat_map(|(paths, writable, required, flag)| {
+                paths.iter().map(move |p| mounts::Share {
+                    path: p,
+                    writable: *writable,
+                    required: *required,
+                    flag,
+                })
+            })
+            .collect();
         let net = if policy.network.allow.is_empty() {
             None
         } else {

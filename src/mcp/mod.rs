@@ -25,5 +25,16 @@ pub mod tool_names;
 pub mod upstream;
 pub mod warm;
 
+/// The strings of a JSON array (other items skipped); empty when `v` is not an array.
+pub(crate) fn string_array(v: Option<&serde_json::Value>) -> Vec<String> {
+    v.and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Name the server reports in `initialize` (the one agents know from code-executor-mcp 1.0.5).
 pub const SERVER_NAME: &str = "code-executor-mcp-server";

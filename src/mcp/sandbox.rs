@@ -97,15 +97,7 @@ impl RunReport {
                 .unwrap_or_default(),
             cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
             peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
-            degraded: v
-                .get("degraded")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            degraded: super::string_array(v.get("degraded")),
         })
     }
 }

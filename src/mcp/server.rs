@@ -340,15 +340,7 @@ impl ExecutorServer {
             code: code_for_audit,
             executor,
             runtime: outcome.runtime,
-            allowed_tools: args
-                .and_then(|a| a.get("allowedTools"))
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            allowed_tools: super::string_array(args.and_then(|a| a.get("allowedTools"))),
             execution_time_ms: outcome.execution_time_ms,
             success: outcome.success,
             error: outcome.error.clone(),

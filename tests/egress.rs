@@ -31,6 +31,7 @@ fn http_server(body: &'static str) -> u16 {
 
 fn fetch_args(runtime: &str, url: &str) -> Vec<String> {
     match runtime {
+        "python3-requests" => vec!["python3".into(), "-c".into(), format!("import requests\nr = requests.get('{url}', timeout=10)\nprint(r.text if r.status_code == 200 else 'status %d' % r.status_code)")],
         "python3" => vec!["python3".into(), "-c".into(), format!("import urllib.request\nprint(urllib.request.urlopen('{url}').read().decode())")],
         "node" => vec!["node".into(), "--input-type=module".into(), "-e".into(), format!("const r = await fetch('{url}'); console.log(r.status === 200 ? await r.text() : 'status ' + r.status)")],
         _ => vec!["deno".into(), "eval".into(), format!("const r = await fetch('{url}'); console.log(r.status === 200 ? await r.text() : 'status ' + r.status)")],
@@ -50,7 +51,7 @@ fn run_with(allow: &[&str], cmd: Vec<String>) -> Run {
 }
 
 fn reaches_explicitly_allowed_loopback(runtime: &str) {
-    require(runtime);
+    require(runtime.strip_suffix("-requests").unwrap_or(runtime));
     let port = http_server("hello through the proxy");
     let url = format!("http://127.0.0.1:{port}/x");
     let run = run_with(&[&format!("127.0.0.1:{port}")], fetch_args(runtime, &url));
@@ -80,6 +81,19 @@ fn reaches_explicitly_allowed_loopback(runtime: &str) {
 #[test]
 fn python_urllib_through_the_proxy() {
     reaches_explicitly_allowed_loopback("python3");
+}
+
+#[test]
+fn python_requests_through_the_proxy() {
+    let probe = std::process::Command::new("python3")
+        .args(["-c", "import requests"])
+        .status()
+        .unwrap();
+    assert!(
+        probe.success(),
+        "python requests is missing: pip install requests"
+    );
+    reaches_explicitly_allowed_loopback("python3-requests");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
 use code_executor::mcp::config::Config;
-use code_executor::mcp::params::{parse_execute, JsRuntime};
+use code_executor::mcp::params::{check_net, parse_execute, JsRuntime, COMMON_KEYS};
 use code_executor::mcp::paths::resolve_all;
 use code_executor::mcp::patterns::{scan, Language};
 use code_executor::mcp::tool_names::AllowedToolPattern;
@@ -405,20 +405,6 @@ fn mcp_config() -> Config {
     }
 }
 
-const EXECUTE_KEYS: &[&str] = &[
-    "code",
-    "allowedTools",
-    "timeoutMs",
-    "permissions",
-    "skipDangerousPatternCheck",
-    "enableSampling",
-    "maxSamplingRounds",
-    "maxSamplingTokens",
-    "samplingSystemPrompt",
-    "allowedSamplingModels",
-    "runtime",
-];
-
 /// The `arguments` of executeTypescript/executePython, and what the server does with them
 /// before a run: tool names, `permissions.net` narrowing, path checks, the pattern scan.
 ///
@@ -432,7 +418,7 @@ pub fn mcp_args(data: &[u8]) {
         if let Value::Object(m) = &v {
             arguments(m, &cfg);
         }
-        for key in EXECUTE_KEYS {
+        for key in COMMON_KEYS.iter().chain(&["runtime"]) {
             let mut m = Map::new();
             m.insert("code".into(), json!("print(1)"));
             m.insert((*key).into(), v.clone());
@@ -541,20 +527,17 @@ fn arguments(m: &Map<String, Value>, cfg: &Config) {
     }
 }
 
-/// What the server's `check_net` does with `permissions.net`: parse, then narrow.
+/// The server's own `check_net` on `permissions.net`; when it accepts, everything the request
+/// narrows to is covered by the ceiling.
 fn net_request(requested: &[String], ceiling: &NetPolicy) {
-    let mut patterns = Vec::new();
-    for r in requested.iter().filter(|r| !r.is_empty()) {
-        match HostPattern::parse(r) {
-            Ok(p) => patterns.push(p),
-            Err(e) => {
-                let _ = e.to_string();
-                return;
-            }
-        }
-    }
-    match narrow(&patterns, ceiling) {
-        Ok(narrowed) => {
+    match check_net(requested, ceiling) {
+        Ok(()) => {
+            let patterns: Vec<HostPattern> = requested
+                .iter()
+                .filter(|r| !r.is_empty())
+                .map(|r| HostPattern::parse(r).expect("check_net accepted it"))
+                .collect();
+            let narrowed = narrow(&patterns, ceiling).expect("check_net accepted it");
             for p in narrowed.patterns() {
                 assert!(
                     ceiling.patterns().any(|c| c.covers(p)),
@@ -562,9 +545,7 @@ fn net_request(requested: &[String], ceiling: &NetPolicy) {
                 );
             }
         }
-        Err(e) => {
-            let _ = e.to_string();
-        }
+        Err(e) => assert!(!e.is_empty(), "empty error for {requested:?}"),
     }
 }
 

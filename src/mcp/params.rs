@@ -4,6 +4,7 @@
 //! on (which field, what was wrong, what is allowed), and so that a bad argument becomes a
 //! structured error result instead of rmcp's generic deserialization text.
 
+use crate::net::pattern::{narrow, HostPattern, NetPolicy};
 use serde_json::{json, Map, Value};
 
 use super::config::{Config, MIN_TIMEOUT_MS};
@@ -40,7 +41,8 @@ pub struct ExecuteParams {
     pub enable_sampling: bool,
 }
 
-const COMMON_KEYS: &[&str] = &[
+/// The arguments both execute tools accept (`executeTypescript` also takes `runtime`).
+pub const COMMON_KEYS: &[&str] = &[
     "code",
     "allowedTools",
     "timeoutMs",
@@ -292,6 +294,30 @@ pub fn input_schema(typescript: bool, cfg: &Config) -> Map<String, Value> {
     }
 }
 
+/// Check a run's `permissions.net` against the server's ceiling (`security.allowNetwork`).
+///
+/// Narrowing is [`narrow`]'s job. One more refusal on top: an exact host or IP that only a
+/// ceiling *wildcard* covers. `narrow` would keep it public-only, but on the `sandbox-run`
+/// command line every `--allow-net` is an operator pattern, and an exact one may reach the
+/// private addresses it resolves to; passing it would let DNS turn a `*` ceiling into the LAN.
+pub fn check_net(requested: &[String], ceiling: &NetPolicy) -> Result<(), String> {
+    let mut patterns = Vec::new();
+    for r in requested.iter().filter(|r| !r.is_empty()) {
+        patterns.push(HostPattern::parse(r).map_err(|e| format!("permissions.net: {e}"))?);
+    }
+    narrow(&patterns, ceiling).map_err(|e| e.to_string())?;
+    for p in &patterns {
+        if p.is_explicit() && !ceiling.patterns().any(|c| c.is_explicit() && c.covers(p)) {
+            return Err(format!(
+                "permissions.net asks for the exact host `{p}`, which security.allowNetwork allows only \
+                 through a wildcard; ask for a wildcard pattern (e.g. `*.example.com`) or have the \
+                 operator list `{p}` in security.allowNetwork"
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,5 +378,36 @@ mod tests {
             let e = parse(args.clone()).unwrap_err().0;
             assert!(e.contains(want), "{args}: {e}");
         }
+    }
+
+    #[test]
+    fn net_ceiling() {
+        let ceiling = NetPolicy::parse(["example.com", "api.x.org:443", "*.pub.dev"]).unwrap();
+        let ok = |r: &[&str]| {
+            check_net(
+                &r.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                &ceiling,
+            )
+        };
+        assert!(ok(&[
+            "example.com:443",
+            "api.x.org:443",
+            "*.pub.dev",
+            "*.a.pub.dev",
+            ""
+        ])
+        .is_ok());
+        assert!(ok(&["api.x.org:80"])
+            .unwrap_err()
+            .contains("does not allow"));
+        assert!(ok(&["evil.com"]).unwrap_err().contains("does not allow"));
+        assert!(ok(&["https://example.com/"]).unwrap_err().contains("URL"));
+        // Exact host under a wildcard only: refused (it would become an operator pattern).
+        assert!(ok(&["a.pub.dev"])
+            .unwrap_err()
+            .contains("only through a wildcard"));
+        assert!(check_net(&["x.com".into()], &NetPolicy::deny_all())
+            .unwrap_err()
+            .contains("no network"));
     }
 }

@@ -37,7 +37,6 @@ use super::runtime::{interpreter_args, Runtime, Runtimes};
 use super::sandbox::{self, Deadline, RunOutput, RunSpec};
 use super::upstream::Upstreams;
 use super::warm::{Factory, Warm, WarmPool};
-use crate::net::pattern::{narrow, HostPattern, NetPolicy};
 
 pub const TOOL_TS: &str = "executeTypescript";
 pub const TOOL_PY: &str = "executePython";
@@ -413,7 +412,7 @@ impl ExecutorServer {
             .map_err(|e| security(e.to_string()))?;
         // A path granted for writing is readable already; don't mount it twice.
         let read: Vec<PathBuf> = read.into_iter().filter(|r| !write.contains(r)).collect();
-        check_net(&p.permissions.net, &s.cfg.net_ceiling).map_err(security)?;
+        params::check_net(&p.permissions.net, &s.cfg.net_ceiling).map_err(security)?;
         let lang = if typescript {
             Language::JavaScript
         } else {
@@ -648,30 +647,6 @@ struct Prepared {
 
 fn cancelled(why: &str) -> ExecOutcome {
     ExecOutcome::rejected(ErrorType::Execution, format!("cancelled: {why}"))
-}
-
-/// Check a run's `permissions.net` against the server's ceiling (`security.allowNetwork`).
-///
-/// Narrowing is [`narrow`]'s job. One more refusal on top: an exact host or IP that only a
-/// ceiling *wildcard* covers. `narrow` would keep it public-only, but on the `sandbox-run`
-/// command line every `--allow-net` is an operator pattern, and an exact one may reach the
-/// private addresses it resolves to; passing it would let DNS turn a `*` ceiling into the LAN.
-fn check_net(requested: &[String], ceiling: &NetPolicy) -> Result<(), String> {
-    let mut patterns = Vec::new();
-    for r in requested.iter().filter(|r| !r.is_empty()) {
-        patterns.push(HostPattern::parse(r).map_err(|e| format!("permissions.net: {e}"))?);
-    }
-    narrow(&patterns, ceiling).map_err(|e| e.to_string())?;
-    for p in &patterns {
-        if p.is_explicit() && !ceiling.patterns().any(|c| c.is_explicit() && c.covers(p)) {
-            return Err(format!(
-                "permissions.net asks for the exact host `{p}`, which security.allowNetwork allows only \
-                 through a wildcard; ask for a wildcard pattern (e.g. `*.example.com`) or have the \
-                 operator list `{p}` in security.allowNetwork"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Turn the launcher's exit into the result fields.
@@ -934,36 +909,5 @@ mod tests {
             1000,
         );
         assert_eq!(o.limit_hit.as_deref(), Some("cpu"));
-    }
-
-    #[test]
-    fn net_ceiling() {
-        let ceiling = NetPolicy::parse(["example.com", "api.x.org:443", "*.pub.dev"]).unwrap();
-        let ok = |r: &[&str]| {
-            check_net(
-                &r.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                &ceiling,
-            )
-        };
-        assert!(ok(&[
-            "example.com:443",
-            "api.x.org:443",
-            "*.pub.dev",
-            "*.a.pub.dev",
-            ""
-        ])
-        .is_ok());
-        assert!(ok(&["api.x.org:80"])
-            .unwrap_err()
-            .contains("does not allow"));
-        assert!(ok(&["evil.com"]).unwrap_err().contains("does not allow"));
-        assert!(ok(&["https://example.com/"]).unwrap_err().contains("URL"));
-        // Exact host under a wildcard only: refused (it would become an operator pattern).
-        assert!(ok(&["a.pub.dev"])
-            .unwrap_err()
-            .contains("only through a wildcard"));
-        assert!(check_net(&["x.com".into()], &NetPolicy::deny_all())
-            .unwrap_err()
-            .contains("no network"));
     }
 }

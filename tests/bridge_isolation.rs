@@ -185,3 +185,29 @@ async fn upstream_children_end_with_the_server() {
         "upstreams {kids:?} outlived the killed server"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_never_outlives_its_run() {
+    // One call slot per upstream and a long per-call timeout: a run that times out while its
+    // guest waits on a hanging tool must not keep the slot from the next run.
+    let env = bridge_env(json!({"t": upstream_entry(json!({}))}))
+        .set("MCP_MAX_IN_FLIGHT", "1")
+        .set("MCP_CALL_TIMEOUT_MS", "60000");
+    let c = env.start().await;
+    wait_connected(&c, 1).await;
+    let stuck = c
+        .call(
+            "executePython",
+            json!({"code": "await call_mcp_tool('mcp__t__hang', {})", "timeoutMs": 2000, "allowedTools": ["mcp__t__*"]}),
+        )
+        .await;
+    assert_eq!(sc(&stuck)["success"], false, "{stuck:?}");
+    let next = run(
+        &c,
+        "python",
+        "print(await call_mcp_tool('mcp__t__echo', {'text': 'free'}))",
+        &["mcp__t__*"],
+    )
+    .await;
+    assert!(ok_output(&next).contains("free"), "{next:?}");
+}

@@ -266,13 +266,7 @@ async fn granted_paths_are_visible_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_does_not_stop_the_server() {
     let env = ServerEnv::new();
-    let mut child = env
-        .command()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn server");
+    let mut child = env.spawn_raw();
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let send = |v: String| {

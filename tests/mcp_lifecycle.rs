@@ -9,15 +9,6 @@ use mcp_support::*;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 #[derive(Debug, Clone, Copy)]
 enum Stop {
     Term,
@@ -31,13 +22,7 @@ async fn stop_during_run(stop: Stop) {
     std::fs::create_dir_all(&tmp).unwrap();
     let env = env.set("TMPDIR", tmp.display().to_string());
     // Raw stdio, so the test controls exactly when the server's stdin closes.
-    let mut child = env
-        .command()
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn server");
+    let mut child = env.spawn_raw();
     let pid = child.id().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -96,15 +96,6 @@ async fn queue_full_and_queue_timeout_give_busy_then_cancel_kills_the_sandbox() 
     assert_eq!(pool_stats(&c).await, (0, 0, 1));
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            !s.rsplit_once(')')
-                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_requests_at_once_all_answered() {
     let env = ServerEnv::new().set("POOL_MAX_CONCURRENT", "4");

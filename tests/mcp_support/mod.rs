@@ -85,6 +85,17 @@ impl ServerEnv {
         c
     }
 
+    /// Start the server with piped stdin and stdout and no client, for tests that speak raw
+    /// JSON-RPC or control exactly when its stdin closes. Killed when dropped.
+    pub fn spawn_raw(&self) -> tokio::process::Child {
+        self.command()
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn server")
+    }
+
     /// Start the server and connect an rmcp client to it.
     pub async fn start(&self) -> Client {
         let cmd = self.command();
@@ -125,6 +136,16 @@ impl Client {
     pub fn launcher_children(&self) -> Vec<u32> {
         children_of(self.pid)
     }
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            !s.rsplit_once(')')
+                .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// The structured content of a result (panics when missing: every result must have it).

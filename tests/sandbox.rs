@@ -831,3 +831,16 @@ fn cgroups_left_by_killed_runs_are_swept_by_the_next_run() {
     assert!(!stale_left, "the stale cgroup of a dead helper is removed");
     assert!(live_left, "the cgroup of a live helper is left alone");
 }
+
+#[test]
+fn the_library_refuses_to_launch_from_a_threaded_process() {
+    // Creating a user namespace and forking are only sound single-threaded; the test harness
+    // is multi-threaded, so calling the library directly here must be refused, not attempted.
+    let _keep = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(2)));
+    let policy = code_executor::Policy::builtin("default").expect("built-in policy");
+    let sandbox = code_executor::Sandbox::new(policy);
+    let report = sandbox.command("/bin/true").status().expect("a report");
+    assert_eq!(report.sandbox_exit_code, 125, "{report:?}");
+    let err = report.error.expect("a setup error");
+    assert!(err.reason.contains("single-threaded"), "{err}");
+}

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 profile=${PROFILE:-debug}
 flag=(); [ "$profile" = release ] && flag=(--release)
 if [ -d .deps/node_modules/.bin ]; then export PATH="$PWD/.deps/node_modules/.bin:$PATH"; fi
-cargo build --quiet "${flag[@]}" --bins --examples
+cargo build --quiet "${flag[@]}" --workspace --bins --examples
 target=${CARGO_TARGET_DIR:-target}
 "$target/$profile/examples/bridge_bench" "${1:-200}"

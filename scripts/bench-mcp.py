@@ -8,7 +8,7 @@ with prewarmed sandboxes off (every run launches a sandbox) and on (one warm san
 runtime, requests 150 ms apart so the pool refills, as with an agent's think time), beside the
 same run through `sandbox-run` alone and the bare interpreter; then the throughput with 8
 requests in flight, and the server's memory (RSS) idle and at its peak under that load.
-Run after `cargo build --release` (default server: target/release/code-executor-mcp).
+Run after `cargo build --release --workspace` (default server: target/release/code-executor-mcp).
 """
 import argparse
 import os

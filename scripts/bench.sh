@@ -9,7 +9,7 @@ runs=${1:-200}
 for tool in hyperfine bwrap; do
   command -v "$tool" >/dev/null || { echo "bench.sh: $tool is missing: apt-get install hyperfine bubblewrap" >&2; exit 1; }
 done
-cargo build --release --bin sandbox-run >&2
+cargo build --release --workspace --bins >&2
 SR=$PWD/target/release/sandbox-run
 export PATH="$PWD/.deps/node_modules/.bin:$PATH"
 command -v deno >/dev/null || { echo "bench.sh: deno is missing: run scripts/test.sh (it installs deno into .deps/)" >&2; exit 1; }

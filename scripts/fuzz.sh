@@ -105,7 +105,7 @@ for t in "${targets[@]}"; do
             echo "           (writes artifacts/$t/minimized-from-*; print it as a Rust literal with od -c)"
             echo "fuzz.sh: regression:    add to tests/fuzz_regressions.rs"
             echo "             #[test] fn ${t}_crash_N() { checks::$t($(rust_bytes "$artifact")); }"
-            echo "           (with the minimized input) and run: cargo test --test fuzz_regressions"
+            echo "           (with the minimized input) and run: cargo test -p code-executor-mcp --test fuzz_regressions"
         else
             echo "fuzz.sh: no crash input was written; see $root/fuzz/$log"
         fi

@@ -21,5 +21,8 @@ fi
 
 export PATH="$root/.deps/node_modules/.bin:$PATH"
 cargo fmt --all -- --check
-cargo build --examples   # the tool-bridge tests use examples/test_upstream
-cargo test --all-targets 2>&1
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Every package's binaries and examples: the MCP tests start sandbox-run and the egress proxy
+# from beside the server, and the tool-bridge tests use crates/mcp/examples/test_upstream.
+cargo build --workspace --bins --examples
+cargo test --workspace --all-targets 2>&1

@@ -6,7 +6,6 @@
 
 pub mod cgroup;
 pub mod launch;
-pub mod mcp;
 pub mod net;
 pub mod policy;
 pub mod probe;

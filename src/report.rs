@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cgroup::{CgroupStats, RunCgroup};
 use crate::launch::{self, Ending, LaunchOutcome, LaunchSpec, SetupError};
-use crate::net::proxy::ConnectionDecision;
+use crate::net::ConnectionDecision;
 use crate::policy::{Policy, Size};
 use crate::sandbox::Prepared;
 

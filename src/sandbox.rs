@@ -371,8 +371,8 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     prepared.layers.memory = memory_cap;
     let proxy = match prepared
         .net
-        .clone()
-        .map(egress::ProxyProcess::start)
+        .is_some()
+        .then(|| egress::ProxyProcess::start(&policy.network.allow))
         .transpose()
     {
         Ok(p) => p,

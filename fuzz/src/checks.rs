@@ -3,7 +3,7 @@
 //! This file is compiled twice: by the fuzz crate (`fuzz/src/lib.rs`) and, through `#[path]`,
 //! by `tests/fuzz_regressions.rs` in the main crate, so a crash input replays in `cargo test`
 //! exactly as the fuzzer ran it. It may therefore use only what the main crate's tests have:
-//! `code_executor`, `serde_json`, `libc` and std.
+//! `code_executor`, `code_executor_mcp`, `serde_json`, `libc` and std.
 //!
 //! A check fails by panicking: every `assert!` here is an invariant of the code under test,
 //! and any panic inside that code is a bug too (errors must be `Err`).
@@ -12,14 +12,14 @@ use std::ffi::CString;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
-use code_executor::mcp::config::Config;
-use code_executor::mcp::params::{check_net, parse_execute, JsRuntime, COMMON_KEYS};
-use code_executor::mcp::paths::resolve_all;
-use code_executor::mcp::patterns::{scan, Language};
-use code_executor::mcp::tool_names::AllowedToolPattern;
 use code_executor::net::addr::{classify, is_cloud_metadata_name, parse_ip_literal};
 use code_executor::net::pattern::{narrow, Host, HostPattern, NetPolicy};
 use code_executor::policy::{Policy, Size};
+use code_executor_mcp::config::Config;
+use code_executor_mcp::params::{check_net, parse_execute, JsRuntime, COMMON_KEYS};
+use code_executor_mcp::paths::resolve_all;
+use code_executor_mcp::patterns::{scan, Language};
+use code_executor_mcp::tool_names::AllowedToolPattern;
 use serde_json::{json, Map, Value};
 
 // ---------------------------------------------------------------------------------------------

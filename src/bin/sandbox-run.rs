@@ -210,8 +210,9 @@ fn run(args: RunArgs) -> i32 {
         return 0;
     }
     if args.die_with_parent {
-        // SAFETY: prctl with integer arguments; then check the parent did not die before it.
+        // Check afterwards that the parent did not die before the signal was armed.
         let parent = nix::unistd::getppid();
+        // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         if nix::unistd::getppid() != parent {
             eprintln!("sandbox-run: the parent process died before the run started");

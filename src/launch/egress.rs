@@ -10,12 +10,10 @@
 //! Every decision of the proxy travels back to the helper as a JSON line for the run report.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::net::pattern::NetPolicy;
-use crate::net::proxy::{ConnectionDecision, EgressProxy};
+use crate::net::ConnectionDecision;
 
 /// Where the proxy's socket directory appears inside the sandbox.
 pub const DIR_INSIDE: &str = "/run/code-executor";
@@ -28,16 +26,21 @@ pub const NODE_PRELOAD_INSIDE: &str = "/etc/code-executor/node-proxy.cjs";
 
 /// The running proxy process of one run.
 pub struct ProxyProcess {
-    pid: libc::pid_t,
+    child: std::process::Child,
     decisions: OwnedFd,
     dir: PathBuf,
 }
 
+/// The proxy's program, installed beside `sandbox-run`.
+pub const PROXY_PROGRAM: &str = "code-executor-egress-proxy";
+
 impl ProxyProcess {
-    /// Forks P, which starts the proxy on `<new dir>/egress.sock`, and waits until it listens.
-    /// Call from the single-threaded helper only.
-    pub fn start(policy: NetPolicy) -> Result<ProxyProcess, String> {
+    /// Starts P (the `code-executor-egress-proxy` program) on `<new dir>/egress.sock` with the
+    /// run's host patterns, and waits until it listens. P is a program of its own, exec'd, so
+    /// that this crate needs no async runtime; it dies with this process (PDEATHSIG).
+    pub fn start(patterns: &[String]) -> Result<ProxyProcess, String> {
         sweep_stale_dirs();
+        let program = proxy_program()?;
         let template = std::env::temp_dir().join(format!(
             "code-executor-egress-{}-XXXXXX",
             std::process::id()
@@ -52,30 +55,52 @@ impl ProxyProcess {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
         let (dec_r, dec_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-        // SAFETY: fork in the single-threaded helper; the child only builds its own runtime.
-        match unsafe { nix::unistd::fork() } {
-            Err(e) => Err(format!("fork the proxy process: {e}")),
-            Ok(nix::unistd::ForkResult::Child) => {
-                drop(ready_r);
-                drop(dec_r);
-                proxy_main(&socket, policy, ready_w, dec_w)
-            }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                drop(ready_w);
-                drop(dec_w);
-                let mut b = [0u8; 1];
-                let mut f = std::fs::File::from(ready_r);
-                let p = ProxyProcess {
-                    pid: child.as_raw(),
-                    decisions: dec_r,
-                    dir,
-                };
-                match f.read(&mut b) {
-                    Ok(1) if b[0] == b'1' => Ok(p),
-                    _ => Err(
-                        "the egress proxy did not start (is the temp directory writable?)".into(),
-                    ),
+        let (ready_raw, dec_raw) = (ready_w.as_raw_fd(), dec_w.as_raw_fd());
+        let mut cmd = std::process::Command::new(&program);
+        cmd.arg(&socket)
+            .args(patterns)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        // SAFETY: the closure runs in the forked child before exec and only makes
+        // async-signal-safe calls (dup2, prctl) on descriptors that stay open in the parent until
+        // spawn returns. Both sources are above 4 or moved there first, so neither dup2 clobbers
+        // the other.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                let hi_ready = libc::fcntl(ready_raw, libc::F_DUPFD, 10);
+                let hi_dec = libc::fcntl(dec_raw, libc::F_DUPFD, 10);
+                if hi_ready < 0
+                    || hi_dec < 0
+                    || libc::dup2(hi_ready, 3) < 0
+                    || libc::dup2(hi_dec, 4) < 0
+                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
                 }
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("start {}: {e}", program.display()))?;
+        drop(ready_w);
+        drop(dec_w);
+        let mut p = ProxyProcess {
+            child,
+            decisions: dec_r,
+            dir,
+        };
+        let mut b = [0u8; 1];
+        match std::fs::File::from(ready_r).read(&mut b) {
+            Ok(1) if b[0] == b'1' => Ok(p),
+            _ => {
+                let _ = p.child.kill();
+                let _ = p.child.wait();
+                let _ = std::fs::remove_dir_all(&p.dir);
+                Err(format!(
+                    "{} did not start listening (its error is above; is the temp directory writable?)",
+                    program.display()
+                ))
             }
         }
     }
@@ -86,21 +111,47 @@ impl ProxyProcess {
     }
 
     /// Stops the proxy (closing every tunnel) and returns its decisions.
-    pub fn finish(self) -> Vec<ConnectionDecision> {
-        // SAFETY: kill and reap our own child.
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            libc::waitpid(self.pid, std::ptr::null_mut(), 0);
-        }
+    pub fn finish(mut self) -> Vec<ConnectionDecision> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
         let mut text = String::new();
-        // SAFETY: a dup of our own fd, owned by the File.
-        let mut f = unsafe { std::fs::File::from_raw_fd(libc::dup(self.decisions.as_raw_fd())) };
-        let _ = f.read_to_string(&mut text);
+        let _ = std::fs::File::from(self.decisions).read_to_string(&mut text);
         let _ = std::fs::remove_dir_all(&self.dir);
         text.lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+}
+
+/// Where the proxy program is: beside the running executable (an installed `sandbox-run`), one
+/// directory up (a cargo test binary in `target/<profile>/deps`), else on PATH.
+fn proxy_program() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("locate this executable: {e}"))?;
+    let beside = exe.parent().map(|d| d.join(PROXY_PROGRAM));
+    let above = exe
+        .parent()
+        .filter(|d| d.ends_with("deps"))
+        .and_then(Path::parent)
+        .map(|d| d.join(PROXY_PROGRAM));
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join(PROXY_PROGRAM))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    beside
+        .into_iter()
+        .chain(above)
+        .chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{PROXY_PROGRAM} was not found beside {} nor on PATH; install it with sandbox-run \
+                 (`cargo build --workspace` builds both into the same directory)",
+                exe.display()
+            )
+        })
 }
 
 /// Removes proxy directories left by helpers that were killed before they could clean up.
@@ -121,40 +172,6 @@ fn sweep_stale_dirs() {
             }
         }
     }
-}
-
-fn proxy_main(socket: &Path, policy: NetPolicy, ready: OwnedFd, decisions: OwnedFd) -> ! {
-    // SAFETY: prctl with integer arguments: the proxy dies with the helper.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(_) => unsafe { libc::_exit(1) },
-    };
-    let decisions = std::sync::Mutex::new(std::fs::File::from(decisions));
-    rt.block_on(async move {
-        let sink = move |d: ConnectionDecision| {
-            if let (Ok(mut line), Ok(mut f)) = (serde_json::to_vec(&d), decisions.lock()) {
-                line.push(b'\n');
-                let _ = std::io::Write::write_all(&mut *f, &line);
-            }
-        };
-        let proxy = match EgressProxy::start(socket, policy, sink) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("sandbox-run: egress proxy: {e}");
-                unsafe { libc::_exit(1) }
-            }
-        };
-        let _ = nix::unistd::write(&ready, b"1");
-        drop(ready);
-        loop {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            let _ = &proxy;
-        }
-    })
 }
 
 /// Inside the namespace (called by the init after `lo` is up): binds 127.0.0.1:PORT and forks

@@ -414,7 +414,8 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
         if fds[0].revents != 0 {
             // Drain any message still in the pipe (the child may have written just before exit).
             let mut rest = Vec::new();
-            let mut f = unsafe { std::fs::File::from_raw_fd(libc::dup(msg_r.as_raw_fd())) };
+            let Ok(dup) = msg_r.try_clone() else { break };
+            let mut f = std::fs::File::from(dup);
             set_nonblocking(f.as_raw_fd());
             let _ = f.read_to_end(&mut rest);
             buf.extend_from_slice(&rest);

@@ -295,6 +295,7 @@ fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
 /// would clear nosuid, nodev, noexec or change atime handling of a mount owned by another
 /// namespace. Reading them with statvfs and keeping them is what bubblewrap does too.
 fn locked_flags(source_fd: i32) -> MsFlags {
+    // SAFETY: statvfs is plain old data, for which all-zero bytes are a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     // SAFETY: fstatvfs on a valid fd with a zeroed struct to fill.
     if unsafe { libc::fstatvfs(source_fd, &mut st) } != 0 {

@@ -293,13 +293,9 @@ fn accept_ready(
             // WouldBlock: drained. Anything else (EMFILE, ECONNABORTED): retry on the next poll.
             Err(_) => return,
         };
-        let unix = match UnixStream::connect(unix_socket_path) {
-            Ok(unix) => unix,
-            Err(e) => {
-                tracing::warn!(error = %e, path = %unix_socket_path.display(),
-                    "egress forwarder: cannot reach the egress proxy; closing the connection");
-                continue;
-            }
+        // The proxy is gone only when the run is ending: drop the client, it sees a reset.
+        let Ok(unix) = UnixStream::connect(unix_socket_path) else {
+            continue;
         };
         if tcp.set_nonblocking(true).is_err() || unix.set_nonblocking(true).is_err() {
             continue;

@@ -175,6 +175,7 @@ fn setsid_daemon_killed_when_workload_exits() {
     std::thread::sleep(Duration::from_millis(200));
     let alive = procs_named(&marker);
     for p in &alive {
+        // SAFETY: kill takes plain integers; these are the bare control's own daemons.
         unsafe { libc::kill(*p, libc::SIGKILL) };
     }
     assert_eq!(

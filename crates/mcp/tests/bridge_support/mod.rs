@@ -46,7 +46,7 @@ pub fn test_upstream() -> PathBuf {
 
 /// `@modelcontextprotocol/server-everything`, installed by `scripts/test.sh`.
 pub fn everything() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let p = Path::new(crate::mcp_support::REPO_ROOT)
         .join(".deps/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
     if !p.is_file() {
         panic!(

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use code_executor::net::forwarder;
 use code_executor::net::pattern::NetPolicy;
-use code_executor::net::proxy::EgressProxy;
+use code_executor_egress::EgressProxy;
 
 type Result<T> = std::result::Result<T, Box<dyn Error>>;
 

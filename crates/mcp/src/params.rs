@@ -4,7 +4,7 @@
 //! on (which field, what was wrong, what is allowed), and so that a bad argument becomes a
 //! structured error result instead of rmcp's generic deserialization text.
 
-use crate::net::pattern::{narrow, HostPattern, NetPolicy};
+use code_executor::net::pattern::{narrow, HostPattern, NetPolicy};
 use serde_json::{json, Map, Value};
 
 use super::config::{Config, MIN_TIMEOUT_MS};

@@ -1,6 +1,6 @@
 //! The host-side egress proxy: the only way out of a sandbox's network namespace.
 //!
-//! The workload reaches it through the in-namespace [`forwarder`](super::forwarder) and a Unix
+//! The workload reaches it through the in-namespace [`forwarder`](code_executor::net::forwarder) and a Unix
 //! socket bind-mounted into the sandbox. It speaks the two proxy dialects every HTTP client
 //! knows: `CONNECT host:port` (then bytes pass through untouched; TLS is not inspected) and
 //! plain HTTP in absolute form (`GET http://host/path HTTP/1.1`), rewritten to origin form.
@@ -27,24 +27,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::pattern::{Host, NetPolicy};
-
-/// One decision about one connection, for the audit log and the run report (serialises as
-/// `{"host", "port", "address", "allowed", "reason"}`, `address` a string or null).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ConnectionDecision {
-    /// The requested host as the client wrote it (normalised; IPv6 in brackets).
-    pub host: String,
-    /// The requested port.
-    pub port: u16,
-    /// The address connected to (allowed), or the address that caused the refusal; `None` when
-    /// the refusal came before resolution.
-    pub address: Option<IpAddr>,
-    /// Whether the policy allowed the connection.
-    pub allowed: bool,
-    /// Why: the pattern that allowed it, or the refusal reason (also sent in the 403 body).
-    pub reason: String,
-}
+use code_executor::net::pattern::{Host, NetPolicy};
+pub use code_executor::net::ConnectionDecision;
 
 /// Tunables; the defaults suit production, tests shorten the timeouts.
 #[derive(Debug, Clone)]

@@ -13,7 +13,20 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::{Map, Value};
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_code-executor-mcp");
-pub const SANDBOX_RUN: &str = env!("CARGO_BIN_EXE_sandbox-run");
+/// The repository's root, where `scripts/test.sh` installs `.deps/`.
+pub const REPO_ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// The `sandbox-run` binary the server uses: the one built beside it (another package of the
+/// workspace, so cargo gives no `CARGO_BIN_EXE_` for it; `cargo test --workspace` builds it).
+pub fn sandbox_run() -> PathBuf {
+    let p = Path::new(SERVER).with_file_name("sandbox-run");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the sandbox too (`cargo build --workspace`, or `scripts/test.sh`)",
+        p.display()
+    );
+    p
+}
 
 /// Generous ceiling on one call, so a broken server fails the test instead of hanging it.
 pub const CALL_LIMIT: Duration = Duration::from_secs(120);
@@ -28,7 +41,7 @@ pub fn deno() -> PathBuf {
     {
         return p;
     }
-    let local = Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/node_modules/.bin/deno");
+    let local = Path::new(crate::mcp_support::REPO_ROOT).join(".deps/node_modules/.bin/deno");
     if local.exists() {
         return local;
     }

@@ -8,7 +8,7 @@ use mcp_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_lists_tools_and_runs_code() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = Path::new(mcp_support::REPO_ROOT);
     let python = root.join(".deps/venv/bin/python");
     assert!(
         python.exists(),
@@ -18,7 +18,7 @@ async fn python_sdk_lists_tools_and_runs_code() {
     );
     let env = ServerEnv::new();
     let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg(root.join("tests/interop/python_sdk_client.py"))
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/python_sdk_client.py"))
         .arg(SERVER)
         .env_clear()
         .envs(&env.vars)

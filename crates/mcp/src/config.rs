@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use super::tool_names::{AllowedToolPattern, ToolNameError};
-use crate::net::pattern::NetPolicy;
+use code_executor::net::pattern::NetPolicy;
 
 /// Why the configuration could not be loaded. The server refuses to start on any of these,
 /// because running with a half-understood security configuration is worse than not running.
@@ -159,7 +159,7 @@ pub struct Config {
     /// Canonical roots under which a run may be granted write access.
     pub allow_write: Vec<PathBuf>,
     /// Hosts a run may be granted network access to (`HOST[:PORT]` patterns, see
-    /// [`crate::net::pattern`]); empty means no network.
+    /// [`code_executor::net::pattern`]); empty means no network.
     pub allow_network: Vec<String>,
     /// `allow_network`, parsed: the ceiling a run's `permissions.net` is narrowed by.
     pub net_ceiling: NetPolicy,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use code_executor::net::forwarder;
 use code_executor::net::pattern::NetPolicy;
-use code_executor::net::proxy::{ConnectionDecision, EgressProxy, ProxyConfig};
+use code_executor_egress::{ConnectionDecision, EgressProxy, ProxyConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use code_executor::net::forwarder;
 use code_executor::net::guest::prepend_node_prelude;
 use code_executor::net::pattern::NetPolicy;
-use code_executor::net::proxy::{EgressProxy, ProxyConfig};
+use code_executor_egress::{EgressProxy, ProxyConfig};
 
 const NODE: &str = "/usr/bin/node";
 

@@ -832,7 +832,7 @@ impl ServerHandler for ExecutorServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mcp::sandbox::{Captured, RunReport};
+    use crate::sandbox::{Captured, RunReport};
 
     fn out(exit: Option<i32>, report: Option<RunReport>, stderr: &str) -> RunOutput {
         RunOutput {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_support::*;
-use code_executor::mcp::upstream::{Settings, Transport, UpstreamSpec, Upstreams};
+use code_executor_mcp::upstream::{Settings, Transport, UpstreamSpec, Upstreams};
 use mcp_support::eventually;
 use serde_json::Map;
 

@@ -8,11 +8,11 @@
 
 use std::path::PathBuf;
 
-#[path = "../fuzz/src/checks.rs"]
+#[path = "../../../fuzz/src/checks.rs"]
 mod checks;
 
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .join("fuzz/seeds")
         .join(target);
     let mut out: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(&dir)

@@ -8,8 +8,8 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::task::{Context, Poll};
 
-use code_executor::mcp::config::{Config, ConfigSources};
-use code_executor::mcp::server::ExecutorServer;
+use code_executor_mcp::config::{Config, ConfigSources};
+use code_executor_mcp::server::ExecutorServer;
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::signal::unix::{signal, SignalKind};

@@ -95,12 +95,24 @@ pub struct RunCgroup {
     cpu: Option<Result<CpuCgroup, String>>,
 }
 
-/// What the cgroup counted, read after the run.
+/// What the cgroups counted, read after the run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CgroupStats {
     pub peak_memory: Option<u64>,
     pub oom_kills: u64,
     pub pids_max_hits: u64,
+    /// From the CPU controller, when the run had a share.
+    pub cpu: Option<CpuThrottling>,
+}
+
+/// How often the CPU share held the run back: a period is throttled when the run wanted more
+/// CPU in it than its quota, so `throttled_periods > 0` shows the share (not the machine's
+/// load) bounded the run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CpuThrottling {
+    pub periods: u64,
+    pub throttled_periods: u64,
+    pub throttled_ms: u64,
 }
 
 /// What was found on this machine, for doctor and the report when no cgroup could be used.
@@ -399,20 +411,39 @@ impl RunCgroup {
         Ok(())
     }
 
-    /// What the memory and pids controllers counted; None without a memory cgroup.
+    /// What the controllers counted; None when the run had no cgroup at all.
     pub fn stats(&self) -> Option<CgroupStats> {
-        let m = self.memory.as_ref().ok()?;
+        let cpu = self.cpu.as_ref().and_then(|c| c.as_ref().ok()).map(|c| {
+            let stat = c.dir.join("cpu.stat");
+            let throttled_ms = match c.backend {
+                Backend::V2 => read_key(&stat, "throttled_usec").map(|us| us / 1000),
+                Backend::V1 => read_key(&stat, "throttled_time").map(|ns| ns / 1_000_000),
+            };
+            CpuThrottling {
+                periods: read_key(&stat, "nr_periods").unwrap_or(0),
+                throttled_periods: read_key(&stat, "nr_throttled").unwrap_or(0),
+                throttled_ms: throttled_ms.unwrap_or(0),
+            }
+        });
+        let Ok(m) = self.memory.as_ref() else {
+            return cpu.map(|cpu| CgroupStats {
+                cpu: Some(cpu),
+                ..CgroupStats::default()
+            });
+        };
         Some(match m.backend {
             Backend::V2 => CgroupStats {
                 peak_memory: read_u64(&m.memory_dir.join("memory.peak")),
                 oom_kills: read_key(&m.memory_dir.join("memory.events"), "oom_kill").unwrap_or(0),
                 pids_max_hits: read_key(&m.pids_dir.join("pids.events"), "max").unwrap_or(0),
+                cpu,
             },
             Backend::V1 => CgroupStats {
                 peak_memory: read_u64(&m.memory_dir.join("memory.max_usage_in_bytes")),
                 oom_kills: read_key(&m.memory_dir.join("memory.oom_control"), "oom_kill")
                     .unwrap_or(0),
                 pids_max_hits: read_key(&m.pids_dir.join("pids.events"), "max").unwrap_or(0),
+                cpu,
             },
         })
     }

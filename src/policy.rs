@@ -340,10 +340,17 @@ impl Policy {
                         + 1
                 })
                 .unwrap_or(1);
+            // The line itself names the field, which a type error's message does not.
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            let message = if source.is_empty() {
+                e.message().trim().to_string()
+            } else {
+                format!("`{source}`: {}", e.message().trim())
+            };
             PolicyError::Parse {
                 file: file.to_string(),
                 line,
-                message: e.message().trim().to_string(),
+                message,
             }
         })?;
         let base = match raw.extends.as_deref() {

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cgroup::{CgroupStats, CpuCgroup, MemoryCgroup};
+use crate::cgroup::{CgroupStats, CpuCgroup, CpuThrottling, MemoryCgroup};
 use crate::launch::{self, Ending, LaunchOutcome, LaunchSpec, SetupError};
 use crate::net::proxy::ConnectionDecision;
 use crate::policy::{Policy, Size};
@@ -281,6 +281,9 @@ pub struct RunReport {
     pub wall_time_ms: f64,
     pub cpu_time_ms: f64,
     pub peak_memory_bytes: u64,
+    /// How often the CPU share held the run back; None without an enforced share.
+    #[serde(default)]
+    pub cpu_throttling: Option<CpuThrottling>,
     pub limit_hit: Option<LimitHit>,
     /// The setup failure (status `setup-failed`): step, reason, fix.
     pub error: Option<SetupError>,
@@ -312,6 +315,7 @@ impl RunReport {
             wall_time_ms: 0.0,
             cpu_time_ms: 0.0,
             peak_memory_bytes: 0,
+            cpu_throttling: None,
             limit_hit: None,
             error: None,
             usage_error: Some(message),
@@ -340,6 +344,7 @@ impl RunReport {
             wall_time_ms: 0.0,
             cpu_time_ms: 0.0,
             peak_memory_bytes: 0,
+            cpu_throttling: None,
             limit_hit: None,
             error: None,
             usage_error: None,
@@ -386,6 +391,7 @@ impl RunReport {
             .as_ref()
             .and_then(|s| s.peak_memory)
             .unwrap_or(out.max_rss);
+        report.cpu_throttling = stats.as_ref().and_then(|s| s.cpu);
         report.limit_hit = crate::sandbox::limit_hit(
             &out.ending,
             stats.as_ref(),
@@ -416,5 +422,107 @@ impl RunReport {
             ),
         };
         Some(format!("sandbox-run: limit: {}: {detail}", hit.name()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launch::Step;
+
+    fn layers() -> Layers {
+        Layers {
+            namespaces: vec!["user".into(), "pid".into()],
+            inner_uid: 1000,
+            host_uid: 65534,
+            root: "minimal".into(),
+            capabilities: "all dropped".into(),
+            no_new_privs: true,
+            rlimits: serde_json::json!({"nproc": 25, "cpu_secs": null}),
+            memory: MemoryCap {
+                mechanism: "cgroup-v1".into(),
+                limit_bytes: 512 << 20,
+                tasks_cgroup_max: Some(27),
+                detail: "whole run".into(),
+            },
+            cpu: CpuShare::not_enforced(0.5, "no cpu controller", 2),
+            landlock: "enforced".into(),
+            landlock_abi: Some(4),
+            seccomp: "filter".into(),
+            environment: "cleared".into(),
+        }
+    }
+
+    fn round_trip(r: &RunReport) {
+        let json = serde_json::to_string(r).expect("serialize");
+        let back: RunReport = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(&back, r, "{json}");
+    }
+
+    #[test]
+    fn every_status_round_trips_with_typed_fields() {
+        let mut r = RunReport {
+            version: 2,
+            command: vec!["python3".into(), "-c".into(), "print(\"x\")".into()],
+            program: "/usr/bin/python3".into(),
+            policy: "python".into(),
+            status: RunStatus::Exited,
+            exit_code: Some(3),
+            signal: None,
+            sandbox_exit_code: 3,
+            wall_time_ms: 12.5,
+            cpu_time_ms: 3.25,
+            peak_memory_bytes: 1 << 20,
+            cpu_throttling: Some(CpuThrottling {
+                periods: 20,
+                throttled_periods: 19,
+                throttled_ms: 1500,
+            }),
+            limit_hit: Some(LimitHit::FileSize),
+            error: None,
+            usage_error: None,
+            layers: Some(layers()),
+            degraded: vec!["cpu-share: not enforced".into()],
+            network: vec![ConnectionDecision {
+                host: "example.com".into(),
+                port: 443,
+                address: Some("93.184.216.34".parse().unwrap()),
+                allowed: true,
+                reason: "example.com".into(),
+            }],
+        };
+        round_trip(&r);
+        r.status = RunStatus::SetupFailed;
+        r.error = Some(SetupError::new(Step::Landlock, "ABI 0"));
+        round_trip(&r);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["status"], "setup-failed");
+        assert_eq!(json["error"]["step"], "landlock");
+        assert_eq!(json["error"]["reason"], "ABI 0");
+        assert!(json["error"]["fix"].as_str().unwrap().contains("no-landlock"));
+        assert_eq!(json["limit_hit"], "file-size");
+        assert_eq!(json["layers"]["cpu"]["enforced"], false);
+        for s in [
+            RunStatus::Signaled,
+            RunStatus::Timeout,
+            RunStatus::Interrupted,
+        ] {
+            r.status = s;
+            round_trip(&r);
+            assert_eq!(serde_json::to_value(&r).unwrap()["status"], s.name());
+        }
+        let u = RunReport::usage_error(vec!["x".into()], "--cpus 0: bad".into(), 2);
+        round_trip(&u);
+        let json = serde_json::to_value(&u).unwrap();
+        assert_eq!(json["status"], "usage-error");
+        assert_eq!(json["layers"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn an_unenforced_share_is_a_degraded_line_and_none_asked_is_not() {
+        let l = layers();
+        let line = l.cpu.degraded_line().expect("a degraded line");
+        assert!(line.starts_with("cpu-share:") && line.contains("0.5"), "{line}");
+        assert_eq!(CpuShare::planned(None, 2).degraded_line(), None);
     }
 }

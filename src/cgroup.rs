@@ -204,9 +204,10 @@ impl RunCgroup {
             memory: Err(String::new()),
             cpu: None,
         };
-        cg.memory = cg
-            .memory_v2(run_id, req)
-            .or_else(|v2| cg.memory_v1(run_id, req).map_err(|v1| format!("{v2}; {v1}")));
+        cg.memory = cg.memory_v2(run_id, req).or_else(|v2| {
+            cg.memory_v1(run_id, req)
+                .map_err(|v1| format!("{v2}; {v1}"))
+        });
         if let Some(quota) = req.cpu {
             cg.cpu = Some(
                 cg.cpu_v2(run_id, quota)
@@ -223,7 +224,9 @@ impl RunCgroup {
 
     /// The CPU share: None when none was asked for, else the cgroup or why there is none.
     pub fn cpu(&self) -> Option<Result<&CpuCgroup, &str>> {
-        self.cpu.as_ref().map(|c| c.as_ref().map_err(String::as_str))
+        self.cpu
+            .as_ref()
+            .map(|c| c.as_ref().map_err(String::as_str))
     }
 
     /// A directory for this run under `root`'s `code-executor` parent, removed on drop. Reuses
@@ -255,11 +258,8 @@ impl RunCgroup {
             .iter()
             .map(Path::new)
             .filter(|root| {
-                std::fs::read_to_string(root.join("cgroup.controllers")).is_ok_and(|c| {
-                    wanted
-                        .iter()
-                        .all(|w| c.split_whitespace().any(|x| x == *w))
-                })
+                std::fs::read_to_string(root.join("cgroup.controllers"))
+                    .is_ok_and(|c| wanted.iter().all(|w| c.split_whitespace().any(|x| x == *w)))
             })
             .collect()
     }
@@ -370,10 +370,7 @@ impl RunCgroup {
         let dir = self.run_dir(root, run_id, "cgroup v1")?;
         // The period first: the kernel checks the quota against it.
         let set = (|| {
-            write(
-                &dir.join("cpu.cfs_period_us"),
-                &quota.period_us.to_string(),
-            )?;
+            write(&dir.join("cpu.cfs_period_us"), &quota.period_us.to_string())?;
             write(&dir.join("cpu.cfs_quota_us"), &quota.quota_us.to_string())?;
             let back = (
                 read_u64(&dir.join("cpu.cfs_quota_us")),

@@ -161,7 +161,9 @@ pub fn report_fd_in(argv: &[OsString]) -> Option<RawFd> {
     while let Some(arg) = it.next() {
         match arg {
             Some("--") => break,
-            Some("--report-fd") => found = it.next().flatten().and_then(|v| parse_report_fd(v).ok()),
+            Some("--report-fd") => {
+                found = it.next().flatten().and_then(|v| parse_report_fd(v).ok())
+            }
             Some(a) => {
                 if let Some(v) = a.strip_prefix("--report-fd=") {
                     found = parse_report_fd(v).ok();
@@ -195,12 +197,23 @@ mod tests {
 
     #[test]
     fn report_fd_is_found_in_refused_argv() {
-        let argv = os(&["sandbox-run", "--cpus", "0", "--report-fd", "7", "--", "true"]);
+        let argv = os(&[
+            "sandbox-run",
+            "--cpus",
+            "0",
+            "--report-fd",
+            "7",
+            "--",
+            "true",
+        ]);
         assert!(Cli::try_parse_from(&argv).is_err());
         assert_eq!(report_fd_in(&argv), Some(7));
         assert_eq!(report_fd_in(&os(&["s", "--report-fd=9", "--bad"])), Some(9));
         // After `--` it belongs to the command.
-        assert_eq!(report_fd_in(&os(&["s", "--", "x", "--report-fd", "7"])), None);
+        assert_eq!(
+            report_fd_in(&os(&["s", "--", "x", "--report-fd", "7"])),
+            None
+        );
         // Never the workload's stdio.
         assert_eq!(report_fd_in(&os(&["s", "--report-fd", "1"])), None);
         assert!(Cli::try_parse_from(["s", "--report-fd", "2", "--", "true"]).is_err());

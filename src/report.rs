@@ -499,7 +499,10 @@ mod tests {
         assert_eq!(json["status"], "setup-failed");
         assert_eq!(json["error"]["step"], "landlock");
         assert_eq!(json["error"]["reason"], "ABI 0");
-        assert!(json["error"]["fix"].as_str().unwrap().contains("no-landlock"));
+        assert!(json["error"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("no-landlock"));
         assert_eq!(json["limit_hit"], "file-size");
         assert_eq!(json["layers"]["cpu"]["enforced"], false);
         for s in [
@@ -522,7 +525,10 @@ mod tests {
     fn an_unenforced_share_is_a_degraded_line_and_none_asked_is_not() {
         let l = layers();
         let line = l.cpu.degraded_line().expect("a degraded line");
-        assert!(line.starts_with("cpu-share:") && line.contains("0.5"), "{line}");
+        assert!(
+            line.starts_with("cpu-share:") && line.contains("0.5"),
+            "{line}"
+        );
         assert_eq!(CpuShare::planned(None, 2).degraded_line(), None);
     }
 }

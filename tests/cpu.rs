@@ -39,7 +39,11 @@ fn spin(extra: &[&str]) -> Run {
     let mut args = extra.to_vec();
     args.extend(["--", "python3", "-c", SPIN]);
     let run = sandbox(&args);
-    assert_eq!(run.code, 0, "stdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code, 0,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
     assert_eq!(run.stdout.trim(), "spun", "{}", run.stderr);
     run
 }
@@ -92,7 +96,9 @@ fn half_a_cpu_holds_a_busy_run_to_half_a_cpu() {
     // busy enough to give the run less than half a CPU the quota never has to act.
     eprintln!("throttling: {}", r["cpu_throttling"]);
     assert!(
-        r["cpu_throttling"]["periods"].as_u64().is_some_and(|p| p > 0),
+        r["cpu_throttling"]["periods"]
+            .as_u64()
+            .is_some_and(|p| p > 0),
         "the CPU controller counted no period: {r}"
     );
 }
@@ -133,12 +139,7 @@ fn bad_cpus_values_name_the_option_and_the_value() {
 #[test]
 fn bad_limits_cpus_in_a_policy_names_the_field_and_the_value() {
     let dir = tempfile::tempdir().unwrap();
-    for (bad, shown) in [
-        ("0.0", "0"),
-        ("-1.0", "-1"),
-        ("3.0", "3"),
-        ("\"x\"", "x"),
-    ] {
+    for (bad, shown) in [("0.0", "0"), ("-1.0", "-1"), ("3.0", "3"), ("\"x\"", "x")] {
         let file = dir.path().join("p.toml");
         std::fs::write(
             &file,
@@ -164,10 +165,18 @@ fn a_policy_share_applies_and_the_option_overrides_it() {
     let p = file.to_str().unwrap();
     let run = sandbox(&["--policy", p, "--", "/bin/true"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["layers"]["cpu"]["requested"], 1.0, "{}", run.report);
+    assert_eq!(
+        run.report["layers"]["cpu"]["requested"], 1.0,
+        "{}",
+        run.report
+    );
     let run = sandbox(&["--policy", p, "--cpus", "0.25", "--", "/bin/true"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.report["layers"]["cpu"]["requested"], 0.25, "{}", run.report);
+    assert_eq!(
+        run.report["layers"]["cpu"]["requested"], 0.25,
+        "{}",
+        run.report
+    );
     if run.report["layers"]["cpu"]["enforced"] == true {
         assert_eq!(run.report["layers"]["cpu"]["quota_us"], 25_000);
     }

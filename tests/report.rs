@@ -131,7 +131,11 @@ fn a_limit_hit_is_in_the_report_not_only_on_stderr() {
 fn usage_errors_reach_the_report_fd() {
     let dir = tempfile::tempdir().unwrap();
     let bad_policy = dir.path().join("bad.toml");
-    std::fs::write(&bad_policy, "extends = \"default\"\n[limits]\nmemroy = \"1G\"\n").unwrap();
+    std::fs::write(
+        &bad_policy,
+        "extends = \"default\"\n[limits]\nmemroy = \"1G\"\n",
+    )
+    .unwrap();
     let bad_policy = bad_policy.to_str().unwrap();
     let missing = dir.path().join("missing.toml");
     let missing = missing.to_str().unwrap();
@@ -143,7 +147,11 @@ fn usage_errors_reach_the_report_fd() {
         (&["--policy", bad_policy, "--", "/bin/true"], 125, "memroy"),
         (&["--policy", missing, "--", "/bin/true"], 125, "not found"),
         (&["--cpus", "3", "--", "/bin/true"], 2, "3"),
-        (&["--workdir", "relative", "--", "/bin/true"], 125, "--workdir"),
+        (
+            &["--workdir", "relative", "--", "/bin/true"],
+            125,
+            "--workdir",
+        ),
         (&[], 125, "no command"),
         (&["--", "/no/such/program"], 127, "/no/such/program"),
     ];
@@ -171,7 +179,10 @@ fn the_report_fd_must_be_open_and_not_the_workloads_stdio() {
         let (out, text) = with_report_fd(&["--report-fd", fd, "--", "/bin/true"]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{fd}: {err}");
-        assert!(err.contains("--report-fd") && err.contains("3 or above"), "{err}");
+        assert!(
+            err.contains("--report-fd") && err.contains("3 or above"),
+            "{err}"
+        );
         assert!(text.is_empty(), "{fd}: {text}");
     }
     let (out, _) = with_report_fd(&["--report-fd", "9", "--", "/bin/true"]);

@@ -247,7 +247,14 @@ fn run(args: RunArgs) -> i32 {
                 "the parent process died before the run started (--die-with-parent)",
             );
             let report = RunReport::from_launch(&prepared, Err(e), None, vec![]);
-            eprintln!("sandbox-run: {}", report.error.as_ref().map(|e| e.to_string()).unwrap_or_default());
+            eprintln!(
+                "sandbox-run: {}",
+                report
+                    .error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            );
             return out.deliver(&report);
         }
     }
@@ -300,7 +307,9 @@ fn doctor(json: bool) -> i32 {
             detail: format!(
                 "/bin/true ran under the full sandbox in {:.1} ms (memory: {}, landlock: {})",
                 r.wall_time_ms,
-                r.layers.as_ref().map_or("?", |l| l.memory.mechanism.as_str()),
+                r.layers
+                    .as_ref()
+                    .map_or("?", |l| l.memory.mechanism.as_str()),
                 r.layers.as_ref().map_or("?", |l| l.landlock.as_str())
             ),
             fix: None,

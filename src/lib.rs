@@ -5,6 +5,8 @@
 //! [`launch`], the only module that runs between fork and exec.
 
 pub mod cgroup;
+pub mod cli;
+pub mod invocation;
 pub mod launch;
 pub mod net;
 pub mod policy;
@@ -13,6 +15,7 @@ pub mod report;
 pub mod runtime;
 pub mod sandbox;
 
+pub use invocation::Invocation;
 pub use policy::Policy;
 pub use report::RunReport;
 pub use sandbox::{Command, Sandbox};

@@ -184,6 +184,34 @@ impl Degradation {
     }
 }
 
+/// The most CPUs a workload is pinned to (fewer when sandbox-run itself may use fewer), so
+/// runtimes that size thread pools by CPU count stay under the task limit on many-core hosts.
+pub const MAX_CPUS: usize = 2;
+
+/// The smallest CPU share: the kernel's smallest CFS quota is 1 ms per 100 ms period.
+pub const MIN_CPUS: f64 = 0.01;
+
+/// Checks a CPU share (`--cpus`, `limits.cpus`) against what any run may use; the caller
+/// names the option in the error. The host's own CPU count is checked at launch planning.
+pub fn check_cpus(cpus: f64) -> Result<f64, String> {
+    if !cpus.is_finite() || cpus <= 0.0 {
+        return Err(format!(
+            "{cpus} is not a CPU share: write a number of CPUs above 0, e.g. 0.5 or 1"
+        ));
+    }
+    if cpus < MIN_CPUS {
+        return Err(format!(
+            "{cpus} is below the smallest share, {MIN_CPUS} (1 ms of CPU per 100 ms)"
+        ));
+    }
+    if cpus > MAX_CPUS as f64 {
+        return Err(format!(
+            "{cpus} is more than the {MAX_CPUS} CPUs a run is pinned to at most"
+        ));
+    }
+    Ok(cpus)
+}
+
 /// Resource limits of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -197,6 +225,11 @@ pub struct Limits {
     pub cpu_time_secs: Option<u64>,
     /// Wall-clock limit of the whole run, in seconds.
     pub timeout_secs: f64,
+    /// CPU share of the whole run, in CPUs (0.5 = half of one CPU), enforced by the cgroup CPU
+    /// controller like Docker's `--cpus`; none means the run may use all the CPUs it is
+    /// pinned to for as long as its timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
     /// Largest file the run may write (RLIMIT_FSIZE).
     pub max_file_size: Size,
     /// Open file descriptors per process (RLIMIT_NOFILE).
@@ -265,6 +298,7 @@ struct LimitsFile {
     nproc: Option<u64>,
     cpu_time_secs: Option<u64>,
     timeout_secs: Option<f64>,
+    cpus: Option<f64>,
     max_file_size: Option<Size>,
     open_files: Option<u64>,
     tmp_size: Option<Size>,
@@ -306,10 +340,17 @@ impl Policy {
                         + 1
                 })
                 .unwrap_or(1);
+            // The line itself names the field, which a type error's message does not.
+            let source = text.lines().nth(line - 1).unwrap_or("").trim();
+            let message = if source.is_empty() {
+                e.message().trim().to_string()
+            } else {
+                format!("`{source}`: {}", e.message().trim())
+            };
             PolicyError::Parse {
                 file: file.to_string(),
                 line,
-                message: e.message().trim().to_string(),
+                message,
             }
         })?;
         let base = match raw.extends.as_deref() {
@@ -353,6 +394,7 @@ impl Policy {
                         "timeout_secs",
                         file,
                     )?,
+                    cpus: l.cpus.or(b.as_ref().and_then(|b| b.cpus)),
                     max_file_size: need(
                         l.max_file_size,
                         b.as_ref().map(|b| b.max_file_size),
@@ -434,6 +476,9 @@ impl Policy {
                 "limits.cpu_time_secs".into(),
                 "must be at least 1 second".into(),
             ));
+        }
+        if let Some(c) = l.cpus {
+            check_cpus(c).map_err(|m| ("limits.cpus".to_string(), m))?;
         }
         if !(16..=1 << 20).contains(&l.open_files) {
             return Err((
@@ -577,6 +622,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("x.toml:2"), "{e}");
+    }
+
+    #[test]
+    fn cpus_is_optional_inherited_and_checked() {
+        assert_eq!(Policy::builtin("default").unwrap().limits.cpus, None);
+        let p = Policy::parse("extends = \"python\"\n[limits]\ncpus = 0.5\n", "c.toml").unwrap();
+        assert_eq!(p.limits.cpus, Some(0.5));
+        // Written as an integer, as a Docker user would.
+        let p = Policy::parse("extends = \"python\"\n[limits]\ncpus = 1\n", "c.toml").unwrap();
+        assert_eq!(p.limits.cpus, Some(1.0));
+        for bad in ["0.0", "-1.0", "3.0", "0.001", "nan", "inf"] {
+            let text = format!("extends = \"default\"\n[limits]\ncpus = {bad}\n");
+            let e = Policy::parse(&text, "c.toml").unwrap_err().to_string();
+            assert!(e.contains("limits.cpus"), "{bad}: {e}");
+        }
+        let e = check_cpus(0.0).unwrap_err();
+        assert!(e.contains('0'), "{e}");
+        assert_eq!(check_cpus(2.0), Ok(2.0));
     }
 
     #[test]

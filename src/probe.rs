@@ -141,19 +141,30 @@ pub fn kernel() -> Vec<Finding> {
         },
     });
     let probe_id = format!("doctor-{}", std::process::id());
-    out.push(match crate::cgroup::RunCgroup::create(&probe_id, 64 << 20, 8) {
-        Ok(cg) => {
-            let slow_attach = cg.backend == crate::cgroup::Backend::V1
+    let request = crate::cgroup::CgroupRequest {
+        memory: 64 << 20,
+        tasks: 8,
+        cpu: Some(crate::cgroup::CpuQuota::from_cpus(1.0)),
+    };
+    let cg = crate::cgroup::RunCgroup::create(&probe_id, &request);
+    out.push(match cg.memory() {
+        Ok(m) => {
+            let slow_attach = m.backend == crate::cgroup::Backend::V1
                 && read_trim("/sys/kernel/rcu_expedited").as_deref() == Some("0");
             let note = if slow_attach {
                 "; joining a v1 cgroup waits for an RCU grace period (~8 ms per run here): `echo 1 > /sys/kernel/rcu_expedited` (or boot with rcupdate.rcu_expedited=1) removes that wait"
             } else {
                 ""
             };
-            Finding { check: "cgroups", level: Level::Ok, detail: format!("per-run memory and pids caps via {} ({}){note}", cg.describe(), crate::cgroup::describe()), fix: None }
+            Finding { check: "cgroups", level: Level::Ok, detail: format!("per-run memory and pids caps via {} ({}){note}", m.describe(), crate::cgroup::describe()), fix: None }
         }
         Err(e) => Finding { check: "cgroups", level: Level::Warn, detail: format!("no writable cgroup ({e}); memory is capped per process with RLIMIT_DATA, tasks with RLIMIT_NPROC. Found: {}", crate::cgroup::describe()), fix: Some("run as root, or delegate a cgroup v2 subtree with memory and pids controllers".into()) },
     });
+    out.push(match cg.cpu().unwrap_or(Err("not requested")) {
+        Ok(c) => Finding { check: "cpu share", level: Level::Ok, detail: format!("--cpus / limits.cpus enforced via {}", c.describe()), fix: None },
+        Err(e) => Finding { check: "cpu share", level: Level::Warn, detail: format!("no writable CPU controller ({e}); --cpus is reported as not enforced and a run may use all the CPUs it is pinned to until its timeout"), fix: Some("run as root, or delegate a cgroup v2 subtree with the cpu controller".into()) },
+    });
+    drop(cg);
     out.push(if Path::new("/proc/self/ns/user").exists() {
         Finding {
             check: "namespaces",

@@ -12,7 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cgroup::RunCgroup;
+use crate::cgroup::{CgroupRequest, CpuQuota, RunCgroup};
 use crate::launch::{
     self, egress, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec,
 };
@@ -20,7 +20,7 @@ use crate::net::forwarder::proxy_env;
 use crate::net::guest::NODE_PROXY_PRELUDE;
 use crate::net::pattern::NetPolicy;
 use crate::policy::{Degradation, Policy, RuntimeKind, Size};
-use crate::report::{Layers, LimitHit, MemoryCap, RunReport};
+use crate::report::{CpuShare, Layers, LimitHit, MemoryCap, RunReport};
 use crate::runtime::{self, ResolvedCommand};
 use crate::Error;
 
@@ -248,6 +248,16 @@ impl<'a> Command<'a> {
             .map(|(k, v)| to_c(format!("{k}={v}").as_bytes(), "an environment variable"))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let max_cpus = pinned_cpus();
+        if let Some(c) = policy.limits.cpus {
+            if c > max_cpus as f64 {
+                return Err(Error::Usage(format!(
+                    "--cpus / limits.cpus {c}: more than the {max_cpus} CPUs this run may use (runs are pinned to at most {} CPUs, and sandbox-run itself may use {}); ask for at most {max_cpus}",
+                    crate::policy::MAX_CPUS,
+                    available_cpus()
+                )));
+            }
+        }
         let memory = policy.limits.memory.0;
         let rlimits = RlimitPlan {
             nproc: policy.limits.nproc,
@@ -276,7 +286,7 @@ impl<'a> Command<'a> {
             hostname: "sandbox".into(),
             timeout: Duration::from_secs_f64(policy.limits.timeout_secs),
             egress: net.is_some(),
-            max_cpus: 2,
+            max_cpus,
         };
         let layers = Layers::planned(&spec, policy, memory);
         let mut command_line = vec![self.program.clone()];
@@ -348,11 +358,21 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     let memory = policy.limits.memory.0;
     let run_id = format!("run-{}-{}", std::process::id(), unique());
     let tasks = policy.limits.nproc + 2;
-    let (cgroup, memory_cap) = match RunCgroup::create(&run_id, memory, tasks) {
-        Ok(cg) => {
-            let m = MemoryCap::cgroup(&cg, memory, tasks);
-            (Some(cg), m)
-        }
+    let request = CgroupRequest {
+        memory,
+        tasks,
+        cpu: policy.limits.cpus.map(CpuQuota::from_cpus),
+    };
+    let cgroup = RunCgroup::create(&run_id, &request);
+    let pinned = prepared.spec.max_cpus;
+    if let (Some(cpus), Some(held)) = (policy.limits.cpus, cgroup.cpu()) {
+        prepared.layers.cpu = match held {
+            Ok(cg) => CpuShare::enforced(cpus, cg, pinned),
+            Err(why) => CpuShare::not_enforced(cpus, why, pinned),
+        };
+    }
+    let memory_cap = match cgroup.memory() {
+        Ok(cg) => MemoryCap::cgroup(cg, memory, tasks),
         Err(reason) => {
             // Per process: V8 reserves ~600 MiB of address space as data at start, so deno
             // gets a floor of 1 GiB; its heap is still capped by --max-old-space-size.
@@ -365,7 +385,7 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
             };
             let data = memory.max(floor);
             prepared.spec.rlimits.data = Some(data);
-            (None, MemoryCap::rlimit(data, reason))
+            MemoryCap::rlimit(data, reason.to_string())
         }
     };
     prepared.layers.memory = memory_cap;
@@ -390,14 +410,32 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
             writable: false,
         });
     });
-    let result = launch::run(&prepared.spec, cgroup.as_ref());
+    let result = launch::run(&prepared.spec, Some(&cgroup));
     if pushed.is_some() {
         prepared.spec.mounts.ops.pop();
     }
     let decisions = proxy.map(egress::ProxyProcess::finish).unwrap_or_default();
-    let stats = cgroup.as_ref().map(|c| c.stats());
+    let stats = cgroup.stats();
     drop(cgroup);
     RunReport::from_launch(prepared, result, stats, decisions)
+}
+
+/// The CPUs sandbox-run itself may run on (its affinity mask); 1 when it cannot be read.
+fn available_cpus() -> usize {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&i| set.is_set(i).unwrap_or(false))
+                .count()
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The CPUs a workload is pinned to: at most [`crate::policy::MAX_CPUS`], never more than
+/// sandbox-run has.
+fn pinned_cpus() -> usize {
+    available_cpus().min(crate::policy::MAX_CPUS)
 }
 
 fn unique() -> u64 {

@@ -2,139 +2,150 @@
 //!
 //! Single-threaded on purpose: this process is the launch helper (H) itself.
 
+use std::ffi::OsString;
+use std::fs::File;
 use std::io::Write;
+use std::os::fd::{FromRawFd, RawFd};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
-use code_executor::policy::{Degradation, RuntimeKind, Size};
+use clap::Parser;
+use code_executor::cli::{self, Cli, RunArgs, Sub};
+use code_executor::launch::{SetupError, Step};
+use code_executor::policy::RuntimeKind;
 use code_executor::probe::{self, Level};
-use code_executor::{Error, Policy, Sandbox};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "sandbox-run",
-    version,
-    about = "Run a program in a fail-closed Linux sandbox (namespaces, minimal root, Landlock, seccomp)",
-    after_help = "Exit codes: the command's own; 128+N killed by signal N; 124 wall-clock timeout; 125 sandbox setup failed; 126 not executable; 127 not found.\nSubcommand: `sandbox-run doctor` checks what this machine supports.",
-    args_conflicts_with_subcommands = true
-)]
-struct Cli {
-    #[command(subcommand)]
-    sub: Option<Sub>,
-    #[command(flatten)]
-    run: RunArgs,
-}
-
-#[derive(Subcommand, Debug)]
-enum Sub {
-    /// Check what this kernel supports, then run /bin/true under the full sandbox.
-    Doctor {
-        /// Print the findings as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Args, Debug)]
-struct RunArgs {
-    /// A built-in policy (default, deno, node, python) or a TOML file. Default: from COMMAND.
-    #[arg(long, value_name = "NAME|FILE")]
-    policy: Option<String>,
-    /// Show a host path read-only at the same path inside (repeatable).
-    #[arg(long, value_name = "PATH")]
-    allow_read: Vec<std::path::PathBuf>,
-    /// Show a host path read-write at the same path inside (repeatable).
-    #[arg(long, value_name = "PATH")]
-    allow_write: Vec<std::path::PathBuf>,
-    /// Working directory inside (default: the current directory if shared, else /workspace).
-    #[arg(long, value_name = "PATH")]
-    workdir: Option<std::path::PathBuf>,
-    /// Add KEY=VALUE to the workload's environment (repeatable).
-    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
-    env: Vec<(String, String)>,
-    /// Memory cap of the whole run [default: 512M].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    memory: Option<Size>,
-    /// Tasks (processes + threads) [default: 25].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=4096))]
-    nproc: Option<u64>,
-    /// CPU seconds per process.
-    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
-    cpu_time: Option<u64>,
-    /// Wall-clock limit in seconds, fractions allowed [default: 30].
-    #[arg(long, value_name = "SECS", value_parser = parse_secs)]
-    timeout: Option<f64>,
-    /// Largest file the run may write [default: 100M].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    max_file_size: Option<Size>,
-    /// Size of the private /tmp and /workspace [default: 100M].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    tmp_size: Option<Size>,
-    /// Allow egress to HOST[:PORT] through the host-side proxy (repeatable; `*.example.com`,
-    /// `*` = any public host; private addresses only when named explicitly).
-    #[arg(long, value_name = "HOST[:PORT]")]
-    allow_net: Vec<String>,
-    /// Accept a named weaker mode when this machine lacks a feature (only: no-landlock).
-    #[arg(long, value_name = "MODE", value_parser = Degradation::parse)]
-    allow_degraded: Vec<Degradation>,
-    /// Kill the run when the process that started sandbox-run dies (like bwrap's option of the
-    /// same name). Servers that keep sandboxes waiting use it so none outlives them.
-    #[arg(long)]
-    die_with_parent: bool,
-    /// Print the effective policy and every layer, then exit.
-    #[arg(long)]
-    explain: bool,
-    /// Write a JSON run report to FILE (or - for stdout, after the run).
-    #[arg(long, value_name = "FILE|-")]
-    report: Option<String>,
-    /// The command and its arguments.
-    #[arg(last = true, value_name = "COMMAND")]
-    command: Vec<String>,
-}
-
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))?;
-    if k.is_empty() || k.contains('\0') || v.contains('\0') {
-        return Err(format!(
-            "{s:?}: the key must be non-empty and neither part may hold a NUL byte"
-        ));
-    }
-    Ok((k.to_string(), v.to_string()))
-}
-
-fn parse_size(s: &str) -> Result<Size, String> {
-    Size::parse(s)
-}
-
-fn parse_secs(s: &str) -> Result<f64, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if v.is_finite() && v > 0.0 && v <= 86_400.0 {
-        Ok(v)
-    } else {
-        Err(format!("{s} is outside (0, 86400] seconds"))
-    }
-}
+use code_executor::{Error, Policy, RunReport, Sandbox};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let code = match cli.sub {
-        Some(Sub::Doctor { json }) => doctor(json),
-        None => run(cli.run),
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let code = match Cli::try_parse_from(&argv) {
+        Ok(cli) => match cli.sub {
+            Some(Sub::Doctor { json }) => doctor(json),
+            None => run(cli.run),
+        },
+        Err(e) => refused(&argv, e),
     };
     let _ = std::io::stdout().flush();
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-fn fail(e: &Error) -> i32 {
-    eprintln!("sandbox-run: {e}");
-    e.exit_code()
+/// A command line clap refused: the message on stderr as always, and a `usage-error` report on
+/// the caller's report descriptor when one can be found.
+fn refused(argv: &[OsString], e: clap::Error) -> i32 {
+    let code = e.exit_code();
+    let _ = e.print();
+    if !e.use_stderr() {
+        return code; // --help, --version
+    }
+    if let Some(fd) = cli::report_fd_in(argv) {
+        if let Ok(mut sink) = ReportSink::claim(fd) {
+            let message = e.render().to_string().trim().to_string();
+            let report = RunReport::usage_error(command_of(argv), message, code);
+            let _ = sink.write(&report);
+        }
+    }
+    code
 }
 
-fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
+/// The command after `--` of a raw argument list, for reports of refused requests.
+fn command_of(argv: &[OsString]) -> Vec<String> {
+    argv.iter()
+        .skip_while(|a| *a != "--")
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The report descriptor, owned by this process and closed on exec, so that neither the
+/// workload nor the egress proxy inherits it.
+struct ReportSink {
+    fd: RawFd,
+    file: File,
+}
+
+impl ReportSink {
+    fn claim(fd: RawFd) -> Result<ReportSink, String> {
+        // SAFETY: fcntl on a descriptor number only queries and sets its flags.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags < 0 {
+            return Err(format!(
+                "--report-fd {fd}: not an open descriptor ({}); pass one that sandbox-run inherits",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: as above.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
+        // SAFETY: the caller handed this descriptor to sandbox-run by number for the report;
+        // nothing else in this process owns it, and it is open (checked above).
+        let file = unsafe { File::from_raw_fd(fd) };
+        Ok(ReportSink { fd, file })
+    }
+
+    fn write(&mut self, report: &RunReport) -> Result<(), String> {
+        let json = serde_json::to_string(report).map_err(|e| e.to_string())?;
+        self.file
+            .write_all(format!("{json}\n").as_bytes())
+            .and_then(|()| self.file.flush())
+            .map_err(|e| format!("cannot write the report to --report-fd {}: {e}", self.fd))
+    }
+}
+
+/// Where the report goes: `--report FILE|-` and `--report-fd FD`, both when both are given.
+struct ReportOut {
+    dest: Option<String>,
+    sink: Option<ReportSink>,
+}
+
+impl ReportOut {
+    /// Writes `report` everywhere it was asked for; returns the exit code, made 125 when the
+    /// run succeeded but its report could not be delivered.
+    fn deliver(&mut self, report: &RunReport) -> i32 {
+        let mut failed = Vec::new();
+        if let Some(dest) = &self.dest {
+            let json = serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            let written = if dest == "-" {
+                writeln!(std::io::stdout(), "{json}")
+            } else {
+                std::fs::write(dest, json + "\n")
+            };
+            if let Err(e) = written {
+                failed.push(format!("cannot write the report to {dest}: {e}"));
+            }
+        }
+        if let Some(sink) = &mut self.sink {
+            if let Err(e) = sink.write(report) {
+                failed.push(e);
+            }
+        }
+        for f in &failed {
+            eprintln!("sandbox-run: {f}");
+        }
+        if !failed.is_empty() && report.sandbox_exit_code == 0 {
+            125
+        } else {
+            report.sandbox_exit_code
+        }
+    }
+
+    /// A request refused before the launch: stderr as always, and a `usage-error` report (or
+    /// `setup-failed`, for a setup step that failed while planning).
+    fn refuse(&mut self, command: &[OsString], e: &Error) -> i32 {
+        eprintln!("sandbox-run: {e}");
+        let command = command
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let mut report = RunReport::usage_error(command, e.to_string(), e.exit_code());
+        if let Error::Setup(s) = e {
+            report.status = code_executor::report::RunStatus::SetupFailed;
+            report.usage_error = None;
+            report.error = Some(s.clone());
+        }
+        self.deliver(&report)
+    }
+}
+
+fn build(args: &RunArgs) -> Result<Sandbox, Error> {
     let Some(cmd) = args.command.first() else {
         return Err(Error::Usage(
             "no command given: write it after `--`, e.g. sandbox-run -- python3 -c 'print(1)'"
@@ -144,7 +155,7 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     let mut policy = match &args.policy {
         Some(p) => Policy::load(p)?,
         None => {
-            let name = RuntimeKind::from_command(cmd)
+            let name = RuntimeKind::from_command(&cmd.to_string_lossy())
                 .map(RuntimeKind::policy_name)
                 .unwrap_or("default");
             Policy::load(name)?
@@ -162,6 +173,9 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     }
     if let Some(t) = args.timeout {
         l.timeout_secs = t;
+    }
+    if args.cpus.is_some() {
+        l.cpus = args.cpus;
     }
     if let Some(s) = args.max_file_size {
         l.max_file_size = s;
@@ -185,15 +199,29 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     for p in &args.allow_write {
         sandbox.allow_write(p);
     }
-    Ok((sandbox, args.command.clone()))
+    Ok(sandbox)
 }
 
 fn run(args: RunArgs) -> i32 {
-    let (sandbox, command) = match build(&args) {
-        Ok(x) => x,
-        Err(e) => return fail(&e),
+    // Claimed first, before anything can fail or be spawned, so every outcome reaches it and
+    // no child inherits it.
+    let sink = match args.report_fd.map(ReportSink::claim).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sandbox-run: {e}");
+            return 125;
+        }
     };
-    let mut cmd = sandbox.command(&command[0]);
+    let mut out = ReportOut {
+        dest: args.report.clone(),
+        sink,
+    };
+    let sandbox = match build(&args) {
+        Ok(x) => x,
+        Err(e) => return out.refuse(&args.command, &e),
+    };
+    let command = &args.command;
+    let mut cmd = sandbox.command(command[0].to_string_lossy());
     cmd.args(&command[1..]);
     for (k, v) in &args.env {
         cmd.env(k, v);
@@ -203,7 +231,7 @@ fn run(args: RunArgs) -> i32 {
     }
     let mut prepared = match cmd.prepare() {
         Ok(p) => p,
-        Err(e) => return fail(&e),
+        Err(e) => return out.refuse(command, &e),
     };
     if args.explain {
         print!("{}", prepared.explain());
@@ -215,8 +243,20 @@ fn run(args: RunArgs) -> i32 {
         // SAFETY: prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
         if nix::unistd::getppid() != parent {
-            eprintln!("sandbox-run: the parent process died before the run started");
-            return 125;
+            let e = SetupError::new(
+                Step::Preflight,
+                "the parent process died before the run started (--die-with-parent)",
+            );
+            let report = RunReport::from_launch(&prepared, Err(e), None, vec![]);
+            eprintln!(
+                "sandbox-run: {}",
+                report
+                    .error
+                    .as_ref()
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
+            );
+            return out.deliver(&report);
         }
     }
     let report = code_executor::sandbox::run_prepared(&mut prepared);
@@ -229,22 +269,7 @@ fn run(args: RunArgs) -> i32 {
     for d in &report.degraded {
         eprintln!("sandbox-run: degraded: {d}");
     }
-    if let Some(dest) = &args.report {
-        let json = serde_json::to_string_pretty(&report)
-            .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
-        let written = if dest == "-" {
-            writeln!(std::io::stdout(), "{json}")
-        } else {
-            std::fs::write(dest, json + "\n")
-        };
-        if let Err(e) = written {
-            eprintln!("sandbox-run: cannot write the report to {dest}: {e}");
-            if report.sandbox_exit_code == 0 {
-                return 125;
-            }
-        }
-    }
-    report.sandbox_exit_code
+    out.deliver(&report)
 }
 
 fn doctor(json: bool) -> i32 {
@@ -282,7 +307,11 @@ fn doctor(json: bool) -> i32 {
             level: Level::Ok,
             detail: format!(
                 "/bin/true ran under the full sandbox in {:.1} ms (memory: {}, landlock: {})",
-                r.wall_time_ms, r.layers.memory.mechanism, r.layers.landlock
+                r.wall_time_ms,
+                r.layers
+                    .as_ref()
+                    .map_or("?", |l| l.memory.mechanism.as_str()),
+                r.layers.as_ref().map_or("?", |l| l.landlock.as_str())
             ),
             fix: None,
         },
@@ -294,7 +323,7 @@ fn doctor(json: bool) -> i32 {
                 r.sandbox_exit_code,
                 r.error
                     .map(|e| e.to_string())
-                    .unwrap_or_else(|| r.status.to_string())
+                    .unwrap_or_else(|| r.status.name().to_string())
             ),
             fix: Some("see the failing checks above".into()),
         },

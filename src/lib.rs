@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod net;
 pub mod policy;
 pub mod probe;
+pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;

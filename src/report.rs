@@ -84,6 +84,8 @@ pub struct Layers {
     pub landlock_abi: Option<i32>,
     pub seccomp: String,
     pub environment: &'static str,
+    /// How the total written to writable host grants is bounded (project quota, or why not).
+    pub write_bound: String,
 }
 
 impl Layers {
@@ -128,12 +130,16 @@ impl Layers {
                 spec.seccomp.len()
             ),
             environment: "cleared: PATH, HOME, TMPDIR, LANG and the policy's and --env's variables only; fds above 2 closed",
+            write_bound: format!(
+                "decided at launch: at most {} added to writable host grants per file system (project quota), else refused unless unbounded-writes is accepted",
+                policy.limits.write_limit
+            ),
         }
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "namespaces    {}\nidentity      uid/gid {} inside, {} on the host\nroot          {}\ncapabilities  {}\nno_new_privs  set\nrlimits       {}\nmemory        {} {} ({})\nlandlock      {}\nseccomp       {}\nenvironment   {}\n",
+            "namespaces    {}\nidentity      uid/gid {} inside, {} on the host\nroot          {}\ncapabilities  {}\nno_new_privs  set\nrlimits       {}\nmemory        {} {} ({})\nlandlock      {}\nseccomp       {}\nenvironment   {}\nwrite bound   {}\n",
             self.namespaces.join(", "),
             self.inner_uid,
             self.host_uid,
@@ -146,6 +152,7 @@ impl Layers {
             self.landlock,
             self.seccomp,
             self.environment,
+            self.write_bound,
         )
     }
 }

@@ -70,11 +70,16 @@ struct RunArgs {
     /// Size of the private /tmp and /workspace [default: 100M].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     tmp_size: Option<Size>,
+    /// The total the run may add to its writable grants (--allow-write), per file system, via a
+    /// project quota; refused where no sound bound exists [default: 1G].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    write_limit: Option<Size>,
     /// Allow egress to HOST[:PORT] through the host-side proxy (repeatable; `*.example.com`,
     /// `*` = any public host; private addresses only when named explicitly).
     #[arg(long, value_name = "HOST[:PORT]")]
     allow_net: Vec<String>,
-    /// Accept a named weaker mode when this machine lacks a feature (only: no-landlock).
+    /// Accept a named weaker mode when this machine lacks a feature: no-landlock, or
+    /// unbounded-writes (writable grants on a file system without project quotas).
     #[arg(long, value_name = "MODE", value_parser = Degradation::parse)]
     allow_degraded: Vec<Degradation>,
     /// Kill the run when the process that started sandbox-run dies (like bwrap's option of the
@@ -168,6 +173,9 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     }
     if let Some(s) = args.tmp_size {
         l.tmp_size = s;
+    }
+    if let Some(s) = args.write_limit {
+        l.write_limit = s;
     }
     policy.network.allow.extend(args.allow_net.iter().cloned());
     for d in &args.allow_degraded {

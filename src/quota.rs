@@ -499,7 +499,7 @@ impl Project {
         let mut in_use = None;
         walk(&view.tree, view.is_dir, (), &mut |fd, st, ()| {
             if originals.contains_key(&st.st_ino) {
-                return Ok(Some(()));
+                return Ok(());
             }
             let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
             let mut x = get_xattr(fd)?;
@@ -525,10 +525,10 @@ impl Project {
                         && x.fsx_xflags & FS_XFLAG_IMMUTABLE != 0 =>
                 {
                     originals.remove(&st.st_ino);
-                    Ok(Some(()))
+                    Ok(())
                 }
                 Err(e) => Err(e),
-                Ok(()) => Ok(Some(())),
+                Ok(()) => Ok(()),
             }
         })
         .map_err(|err| match in_use {
@@ -629,7 +629,7 @@ fn restore_tree(
                 projid: x.fsx_projid,
                 inherit: x.fsx_xflags & FS_XFLAG_PROJINHERIT != 0,
             };
-            return Ok(Some(child_context(own)));
+            return Ok(child_context(own));
         }
         let orig = original(st.st_ino).unwrap_or(Original {
             projid: inherited.projid,
@@ -642,7 +642,7 @@ fn restore_tree(
             x.fsx_xflags &= !FS_XFLAG_PROJINHERIT;
         }
         set_xattr(fd, &x)?;
-        Ok(Some(child_context(orig)))
+        Ok(child_context(orig))
     })
     .map_err(|e| io("restore project ids (FS_IOC_FSSETXATTR)", e))
 }
@@ -719,6 +719,10 @@ impl WalkLock {
     }
 }
 
+/// What a walk does at each inode: given the context its parent handed down, it returns the
+/// context for its children.
+type Visit<'a, C> = dyn FnMut(&OwnedFd, &libc::stat, C) -> io::Result<C> + 'a;
+
 /// Calls `visit` on the root and, for directories, on every entry below, depth first, never
 /// following a symlink and never opening anything but directories and regular files (a FIFO or
 /// device holds no blocks, a symlink's are fixed at creation). `visit` returns the context for
@@ -727,7 +731,7 @@ fn walk<C: Copy>(
     root: &OwnedFd,
     root_is_dir: bool,
     ctx: C,
-    visit: &mut dyn FnMut(&OwnedFd, &libc::stat, C) -> io::Result<Option<C>>,
+    visit: &mut Visit<'_, C>,
 ) -> io::Result<()> {
     let path =
         CString::new(format!("/proc/self/fd/{}", root.as_raw_fd())).map_err(io::Error::other)?;
@@ -752,15 +756,13 @@ fn walk_node<C: Copy>(
     fd: &OwnedFd,
     st: &libc::stat,
     ctx: C,
-    visit: &mut dyn FnMut(&OwnedFd, &libc::stat, C) -> io::Result<Option<C>>,
+    visit: &mut Visit<'_, C>,
 ) -> io::Result<()> {
     let kind = st.st_mode & libc::S_IFMT;
     if kind != libc::S_IFDIR && kind != libc::S_IFREG {
         return Ok(());
     }
-    let Some(child_ctx) = visit(fd, st, ctx)? else {
-        return Ok(());
-    };
+    let child_ctx = visit(fd, st, ctx)?;
     if kind != libc::S_IFDIR {
         return Ok(());
     }

@@ -76,11 +76,16 @@ pub struct RunArgs {
     /// Size of the private /tmp and /workspace [default: 100M].
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub tmp_size: Option<Size>,
+    /// The total the run may add to its writable grants (--allow-write), per file system, via a
+    /// project quota; refused where no sound bound exists [default: 1G].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub write_limit: Option<Size>,
     /// Allow egress to HOST[:PORT] through the host-side proxy (repeatable; `*.example.com`,
     /// `*` = any public host; private addresses only when named explicitly).
     #[arg(long, value_name = "HOST[:PORT]")]
     pub allow_net: Vec<String>,
-    /// Accept a named weaker mode when this machine lacks a feature (only: no-landlock).
+    /// Accept a named weaker mode when this machine lacks a feature: no-landlock, or
+    /// unbounded-writes (writable grants on a file system without project quotas).
     #[arg(long, value_name = "MODE", value_parser = Degradation::parse)]
     pub allow_degraded: Vec<Degradation>,
     /// Kill the run when the process that started sandbox-run dies (like bwrap's option of the

@@ -23,6 +23,8 @@ pub struct Invocation {
     pub cpus: Option<f64>,
     pub max_file_size: Option<Size>,
     pub tmp_size: Option<Size>,
+    /// Total the run may add to its writable grants, per file system.
+    pub write_limit: Option<Size>,
     pub allow_read: Vec<PathBuf>,
     pub allow_write: Vec<PathBuf>,
     pub allow_net: Vec<String>,
@@ -81,6 +83,9 @@ impl Invocation {
         }
         if let Some(s) = self.tmp_size {
             opt("tmp-size", &s.to_string());
+        }
+        if let Some(s) = self.write_limit {
+            opt("write-limit", &s.to_string());
         }
         for p in &self.allow_read {
             opt("allow-read", p);
@@ -148,6 +153,7 @@ mod tests {
             cpus: inv.cpus,
             max_file_size: inv.max_file_size,
             tmp_size: inv.tmp_size,
+            write_limit: inv.write_limit,
             allow_net: inv.allow_net.clone(),
             allow_degraded: inv.allow_degraded.clone(),
             die_with_parent: inv.die_with_parent,
@@ -177,10 +183,11 @@ mod tests {
             cpus: Some(0.25),
             max_file_size: Some(Size(1234567)),
             tmp_size: Some(Size(64 * Size::MIB)),
+            write_limit: Some(Size(3 * 1024 * Size::MIB)),
             allow_read: vec!["/data/a b".into(), "/x=y".into()],
             allow_write: vec!["/out".into()],
             allow_net: vec!["*.example.com".into(), "10.0.0.1:8080".into()],
-            allow_degraded: vec![Degradation::NoLandlock],
+            allow_degraded: vec![Degradation::NoLandlock, Degradation::UnboundedWrites],
             env: vec![
                 ("A".into(), "1".into()),
                 ("B".into(), "x=y=z".into()),

@@ -11,6 +11,7 @@ pub mod launch;
 pub mod net;
 pub mod policy;
 pub mod probe;
+pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;

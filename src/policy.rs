@@ -166,20 +166,25 @@ pub enum Degradation {
     /// Run without Landlock when the kernel has none (or it is disabled). The minimal root and
     /// the other layers still apply.
     NoLandlock,
+    /// Run with writable grants whose total cannot be bounded soundly (no project quota on their
+    /// file system, or not root): the per-file RLIMIT_FSIZE still applies, the total does not.
+    UnboundedWrites,
 }
 
 impl Degradation {
     pub fn parse(s: &str) -> Result<Degradation, String> {
         match s {
             "no-landlock" => Ok(Degradation::NoLandlock),
+            "unbounded-writes" => Ok(Degradation::UnboundedWrites),
             other => Err(format!(
-                "unknown degraded mode {other:?}: the only one is `no-landlock`"
+                "unknown degraded mode {other:?}: the modes are `no-landlock` and `unbounded-writes`"
             )),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Degradation::NoLandlock => "no-landlock",
+            Degradation::UnboundedWrites => "unbounded-writes",
         }
     }
 }
@@ -236,6 +241,15 @@ pub struct Limits {
     pub open_files: u64,
     /// Size of the private /tmp (and, separately, of /workspace).
     pub tmp_size: Size,
+    /// The total a run may add to its writable host grants, per file system (with an inode
+    /// bound of one inode per 16K); enforced by a project quota, see `quota`.
+    #[serde(default = "default_write_limit")]
+    pub write_limit: Size,
+}
+
+/// 1G: room for a build or a data set's output, far from filling a host disk.
+fn default_write_limit() -> Size {
+    Size(1 << 30)
 }
 
 /// Host paths made visible inside, at the same path.
@@ -302,6 +316,7 @@ struct LimitsFile {
     max_file_size: Option<Size>,
     open_files: Option<u64>,
     tmp_size: Option<Size>,
+    write_limit: Option<Size>,
 }
 
 impl Policy {
@@ -408,6 +423,10 @@ impl Policy {
                         file,
                     )?,
                     tmp_size: need(l.tmp_size, b.as_ref().map(|b| b.tmp_size), "tmp_size", file)?,
+                    write_limit: l
+                        .write_limit
+                        .or(b.as_ref().map(|b| b.write_limit))
+                        .unwrap_or_else(default_write_limit),
                 }
             }
             (None, None) => return Err(invalid("limits", "missing (required)".into())),
@@ -488,6 +507,9 @@ impl Policy {
         }
         if l.tmp_size.0 < Size::MIB {
             return Err(("limits.tmp_size".into(), "must be at least 1M".into()));
+        }
+        if l.write_limit.0 < 64 * 1024 {
+            return Err(("limits.write_limit".into(), "must be at least 64K".into()));
         }
         for (field, list) in [
             ("filesystem.read_only", &self.filesystem.read_only),

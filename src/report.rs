@@ -157,6 +157,8 @@ pub struct Layers {
     pub landlock_abi: Option<i32>,
     pub seccomp: String,
     pub environment: String,
+    /// How the total written to writable host grants is bounded (project quota, or why not).
+    pub write_bound: String,
 }
 
 impl Layers {
@@ -204,12 +206,16 @@ impl Layers {
                 spec.seccomp.len()
             ),
             environment: "cleared: PATH, HOME, TMPDIR, LANG and the policy's and --env's variables only; fds above 2 closed".into(),
+            write_bound: format!(
+                "decided at launch: at most {} added to writable host grants per file system (project quota), else refused unless unbounded-writes is accepted",
+                policy.limits.write_limit
+            ),
         }
     }
 
     pub fn describe(&self) -> String {
         format!(
-            "namespaces    {}\nidentity      uid/gid {} inside, {} on the host\nroot          {}\ncapabilities  {}\nno_new_privs  set\nrlimits       {}\nmemory        {} {} ({})\ncpu           {} ({})\nlandlock      {}\nseccomp       {}\nenvironment   {}\n",
+            "namespaces    {}\nidentity      uid/gid {} inside, {} on the host\nroot          {}\ncapabilities  {}\nno_new_privs  set\nrlimits       {}\nmemory        {} {} ({})\ncpu           {} ({})\nlandlock      {}\nseccomp       {}\nenvironment   {}\nwrite bound   {}\n",
             self.namespaces.join(", "),
             self.inner_uid,
             self.host_uid,
@@ -224,6 +230,7 @@ impl Layers {
             self.landlock,
             self.seccomp,
             self.environment,
+            self.write_bound,
         )
     }
 }
@@ -450,6 +457,7 @@ mod tests {
             landlock_abi: Some(4),
             seccomp: "filter".into(),
             environment: "cleared".into(),
+            write_bound: "no writable grants".into(),
         }
     }
 

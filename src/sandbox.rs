@@ -20,6 +20,7 @@ use crate::net::forwarder::proxy_env;
 use crate::net::guest::NODE_PROXY_PRELUDE;
 use crate::net::pattern::NetPolicy;
 use crate::policy::{Degradation, Policy, RuntimeKind, Size};
+use crate::quota;
 use crate::report::{CpuShare, Layers, LimitHit, MemoryCap, RunReport};
 use crate::runtime::{self, ResolvedCommand};
 use crate::Error;
@@ -389,16 +390,21 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
         }
     };
     prepared.layers.memory = memory_cap;
+    let write_bound = match bound_writes(prepared) {
+        Ok(b) => b,
+        Err(err) => return RunReport::from_launch(prepared, Err(err), None, vec![]),
+    };
     let proxy = match prepared
         .net
         .is_some()
-        .then(|| egress::ProxyProcess::start(&policy.network.allow))
+        .then(|| egress::ProxyProcess::start(&prepared.policy.network.allow))
         .transpose()
     {
         Ok(p) => p,
         Err(e) => {
             let err =
                 launch::SetupError::new(launch::Step::Preflight, format!("egress proxy: {e}"));
+            let _ = write_bound.restore();
             return RunReport::from_launch(prepared, Err(err), None, vec![]);
         }
     };
@@ -417,7 +423,61 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     let decisions = proxy.map(egress::ProxyProcess::finish).unwrap_or_default();
     let stats = cgroup.stats();
     drop(cgroup);
-    RunReport::from_launch(prepared, result, stats, decisions)
+    // The run's PID namespace is gone: nothing of it writes any more.
+    let degraded = matches!(write_bound, quota::Outcome::Degraded { .. });
+    let restored = write_bound.restore();
+    let mut report = RunReport::from_launch(prepared, result, stats, decisions);
+    if degraded {
+        report
+            .degraded
+            .push(format!("unbounded-writes: {}", prepared.layers.write_bound));
+    }
+    if let Err(e) = restored {
+        if let Some(layers) = report.layers.as_mut() {
+            layers
+                .write_bound
+                .push_str(&format!("; RESTORE FAILED: {e}"));
+        }
+        if report.error.is_none() {
+            report.error = Some(write_bound_error(&e, "after the run"));
+        }
+    }
+    report
+}
+
+/// Bounds what the run may add to its writable host binds (see `quota`), and records how in the
+/// report's layers. Refused, with the fix, where no sound bound exists and the policy does not
+/// accept `unbounded-writes`.
+fn bound_writes(prepared: &mut Prepared) -> Result<quota::Outcome, launch::SetupError> {
+    let grants: Vec<PathBuf> = prepared
+        .spec
+        .mounts
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            mounts::MountOp::Bind {
+                source_path,
+                writable: true,
+                ..
+            } => Some(source_path.clone()),
+            _ => None,
+        })
+        .collect();
+    let limit = quota::WriteLimit::from_bytes(prepared.policy.limits.write_limit.0);
+    let allow = prepared
+        .policy
+        .allow_degraded
+        .contains(&Degradation::UnboundedWrites);
+    let outcome =
+        quota::apply(&grants, limit, allow).map_err(|e| write_bound_error(&e, "before the run"))?;
+    prepared.layers.write_bound = outcome.describe(limit);
+    Ok(outcome)
+}
+
+fn write_bound_error(e: &quota::WriteBoundError, when: &str) -> launch::SetupError {
+    let mut err = launch::SetupError::new(launch::Step::Preflight, format!("{e} ({when})"));
+    err.fix = e.fix();
+    err
 }
 
 /// The CPUs sandbox-run itself may run on (its affinity mask); 1 when it cannot be read.

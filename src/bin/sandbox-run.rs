@@ -183,6 +183,9 @@ fn build(args: &RunArgs) -> Result<Sandbox, Error> {
     if let Some(s) = args.tmp_size {
         l.tmp_size = s;
     }
+    if let Some(s) = args.write_limit {
+        l.write_limit = s;
+    }
     policy.network.allow.extend(args.allow_net.iter().cloned());
     for d in &args.allow_degraded {
         if !policy.allow_degraded.contains(d) {

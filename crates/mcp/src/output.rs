@@ -1,11 +1,13 @@
-//! Shaping a run into the MCP result: `structuredContent`, the text block, ANSI stripping and
-//! truncation, and the `outputSchema` they conform to.
+//! Shaping a run into the MCP result: `structuredContent`, the text block, cleaning (see
+//! [`crate::text`]) and truncation, and the `outputSchema` they conform to.
 //!
 //! Errors before a run (validation, rate limit, busy) use the same structured shape with an
 //! `errorType`, so a client validating against `outputSchema` never sees a different shape.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{json, Map, Value};
+
+use crate::text::{clean, clean_json};
 
 /// Most characters of stdout or stderr put in a result; the rest is cut with a note.
 pub const MAX_OUTPUT_CHARS: usize = 25_000;
@@ -55,7 +57,7 @@ pub struct ExecOutcome {
     /// Egress decisions (one object per connection attempt) from the run report.
     pub network: Vec<Value>,
     /// Calls the guest made through the tool bridge.
-    pub tool_calls: Vec<super::bridge::CallRecord>,
+    pub tool_calls: Vec<crate::bridge::CallRecord>,
     /// The run used a sandbox launched ahead of time (still used exactly once).
     pub prewarmed: bool,
 }
@@ -69,42 +71,6 @@ impl ExecOutcome {
             ..Default::default()
         }
     }
-}
-
-/// Remove ANSI escape sequences (CSI, OSC and two-byte escapes): agents read plain text.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // CSI: parameters and intermediates, then one final byte in @..~
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                // OSC: ends with BEL or ESC \
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Cut `s` to [`MAX_OUTPUT_CHARS`] characters, saying how many were cut.
@@ -125,8 +91,9 @@ pub fn truncate(s: &str) -> (String, bool) {
 
 /// Build the MCP result: structured content plus the one text block.
 pub fn to_result(o: &ExecOutcome) -> CallToolResult {
-    let (stdout, out_cut) = truncate(&strip_ansi(&o.stdout));
-    let (stderr, err_cut) = truncate(&strip_ansi(&o.stderr));
+    // Cleaned before the cut, so the cut counts what the client sees.
+    let (stdout, out_cut) = truncate(&clean(&o.stdout));
+    let (stderr, err_cut) = truncate(&clean(&o.stderr));
     let error = match (&o.error, o.success) {
         (_, true) => None,
         // The timeout message is exact (agents and clients match on it); stderr stays in `stderr`.
@@ -145,10 +112,10 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         sc.insert("errorType".into(), json!(t.as_str()));
     }
     sc.insert("executionTimeMs".into(), json!(o.execution_time_ms));
-    let summary = super::bridge::call_summary(&o.tool_calls);
+    let summary = crate::bridge::call_summary(&o.tool_calls);
     sc.insert(
         "toolCallsMade".into(),
-        json!(super::bridge::calls_made(&o.tool_calls)),
+        json!(crate::bridge::calls_made(&o.tool_calls)),
     );
     sc.insert("toolCallSummary".into(), json!(summary));
     if !stderr.is_empty() {
@@ -212,12 +179,17 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     ));
     text.push_str(&tool_calls_text(&summary));
 
+    // Every other text field (the error, warnings, tool-call errors from upstreams, network
+    // decisions) is cleaned too; output and stderr are clean already.
+    let text = clean(&text);
+    let mut sc = Value::Object(sc);
+    clean_json(&mut sc);
     let mut r = if o.success {
         CallToolResult::success(vec![ContentBlock::text(text)])
     } else {
         CallToolResult::error(vec![ContentBlock::text(text)])
     };
-    r.structured_content = Some(Value::Object(sc));
+    r.structured_content = Some(sc);
     r
 }
 
@@ -250,7 +222,7 @@ pub fn execute_output_schema() -> Map<String, Value> {
         "type": "object",
         "properties": {
             "success": {"type": "boolean"},
-            "output": {"type": "string", "description": "stdout of the run (ANSI stripped, cut past 25,000 characters)"},
+            "output": {"type": "string", "description": "stdout of the run (escape sequences removed, other control and bidi characters shown as <U+XXXX>, cut past 25,000 characters)"},
             "error": {"type": "string"},
             "errorType": {"type": "string", "enum": ["validation", "security", "execution", "mcp", "timeout"]},
             "executionTimeMs": {"type": "number"},
@@ -308,12 +280,6 @@ pub fn health_output_schema() -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strips_ansi() {
-        assert_eq!(strip_ansi("\u{1b}[31mred\u{1b}[0m ok"), "red ok");
-        assert_eq!(strip_ansi("\u{1b}]0;title\u{7}x"), "x");
-    }
 
     #[test]
     fn truncates_with_note() {

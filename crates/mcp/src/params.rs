@@ -15,6 +15,39 @@ use super::tool_names::AllowedToolPattern;
 #[error("{0}")]
 pub struct ParamError(pub String);
 
+pub const TOOL_TS: &str = "executeTypescript";
+pub const TOOL_PY: &str = "executePython";
+
+/// The two tools that run code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecuteTool {
+    /// `executeTypescript`: TypeScript on deno, or JavaScript on node.
+    Typescript,
+    /// `executePython`.
+    Python,
+}
+
+impl ExecuteTool {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecuteTool::Typescript => TOOL_TS,
+            ExecuteTool::Python => TOOL_PY,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ExecuteTool> {
+        match name {
+            TOOL_TS => Some(ExecuteTool::Typescript),
+            TOOL_PY => Some(ExecuteTool::Python),
+            _ => None,
+        }
+    }
+
+    pub fn is_typescript(self) -> bool {
+        self == ExecuteTool::Typescript
+    }
+}
+
 /// Which interpreter runs TypeScript/JavaScript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsRuntime {

@@ -102,24 +102,59 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         (Some(e), false) => Some(format!("{e}\n{stderr}")),
         (None, false) => Some(stderr.clone()),
     };
+    let summary = crate::bridge::call_summary(&o.tool_calls);
+    let shown = Shown {
+        stdout: &stdout,
+        stderr: &stderr,
+        error: error.as_deref(),
+        truncated: out_cut || err_cut,
+    };
+    let sc = structured(o, &shown, &summary);
+    let text = text_block(o, &shown, &summary);
+
+    // Every other text field (the error, warnings, tool-call errors from upstreams, network
+    // decisions) is cleaned too; output and stderr are clean already.
+    let text = clean(&text);
+    let mut sc = Value::Object(sc);
+    clean_json(&mut sc);
+    let mut r = if o.success {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    r.structured_content = Some(sc);
+    r
+}
+
+/// The texts of a result as the client sees them: cleaned and cut.
+struct Shown<'a> {
+    stdout: &'a str,
+    stderr: &'a str,
+    /// `error`: the failure, with stderr after it.
+    error: Option<&'a str>,
+    /// stdout or stderr was cut.
+    truncated: bool,
+}
+
+/// `structuredContent`: the fields of `outputSchema` that apply.
+fn structured(o: &ExecOutcome, shown: &Shown<'_>, summary: &[Value]) -> Map<String, Value> {
     let mut sc = Map::new();
     sc.insert("success".into(), json!(o.success));
-    sc.insert("output".into(), json!(stdout));
-    if let Some(e) = &error {
+    sc.insert("output".into(), json!(shown.stdout));
+    if let Some(e) = shown.error {
         sc.insert("error".into(), json!(e));
     }
     if let Some(t) = o.error_type {
         sc.insert("errorType".into(), json!(t.as_str()));
     }
     sc.insert("executionTimeMs".into(), json!(o.execution_time_ms));
-    let summary = crate::bridge::call_summary(&o.tool_calls);
     sc.insert(
         "toolCallsMade".into(),
         json!(crate::bridge::calls_made(&o.tool_calls)),
     );
     sc.insert("toolCallSummary".into(), json!(summary));
-    if !stderr.is_empty() {
-        sc.insert("stderr".into(), json!(stderr));
+    if !shown.stderr.is_empty() {
+        sc.insert("stderr".into(), json!(shown.stderr));
     }
     if let Some(r) = o.runtime {
         sc.insert("runtime".into(), json!(r));
@@ -142,7 +177,7 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if !o.network.is_empty() {
         sc.insert("network".into(), json!(o.network));
     }
-    if out_cut || err_cut {
+    if shown.truncated {
         sc.insert("outputTruncated".into(), json!(true));
     }
     if !o.warnings.is_empty() {
@@ -154,7 +189,11 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if o.prewarmed {
         sc.insert("prewarmed".into(), json!(true));
     }
+    sc
+}
 
+/// The one text block: status, error, stdout, stderr, warnings, duration, tool calls.
+fn text_block(o: &ExecOutcome, shown: &Shown<'_>, summary: &[Value]) -> String {
     let status = if o.timed_out {
         "TIMEOUT"
     } else if o.success {
@@ -168,8 +207,8 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
             text.push_str(&format!("Error: {e}\n"));
         }
     }
-    text.push_str(&format!("Stdout:\n{stdout}\n"));
-    text.push_str(&format!("Stderr:\n{stderr}\n"));
+    text.push_str(&format!("Stdout:\n{}\n", shown.stdout));
+    text.push_str(&format!("Stderr:\n{}\n", shown.stderr));
     if !o.warnings.is_empty() {
         text.push_str(&format!("Warnings:\n{}\n", o.warnings.join("\n")));
     }
@@ -177,20 +216,8 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         "Duration: {:.2}s\n",
         o.execution_time_ms as f64 / 1000.0
     ));
-    text.push_str(&tool_calls_text(&summary));
-
-    // Every other text field (the error, warnings, tool-call errors from upstreams, network
-    // decisions) is cleaned too; output and stderr are clean already.
-    let text = clean(&text);
-    let mut sc = Value::Object(sc);
-    clean_json(&mut sc);
-    let mut r = if o.success {
-        CallToolResult::success(vec![ContentBlock::text(text)])
-    } else {
-        CallToolResult::error(vec![ContentBlock::text(text)])
-    };
-    r.structured_content = Some(sc);
-    r
+    text.push_str(&tool_calls_text(summary));
+    text
 }
 
 /// The `Tool Calls:` section: one line per tool with its counts.

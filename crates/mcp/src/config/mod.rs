@@ -260,7 +260,7 @@ impl Config {
             .as_deref()
             .unwrap_or(&temp_dir)
             .join(".code-executor/audit.log");
-        let mut cfg = Config::from_merged(&merged, &origin, &audit_default)?;
+        let mut cfg = Config::from_merged(&Merged(&merged), &origin, &audit_default)?;
         cfg.sources = files;
         cfg.temp_dir = temp_dir;
         cfg.apply_env(src, &audit_default)?;
@@ -278,62 +278,44 @@ impl Config {
     }
 
     fn from_merged(
-        m: &Map<String, Value>,
+        m: &Merged<'_>,
         origin: &str,
         audit_default: &Path,
     ) -> Result<Config, ConfigError> {
         let mut c = Config::default();
-        let get = |path: &str| -> Option<&Value> {
-            let mut cur = m.get(path.split('.').next()?)?;
-            for part in path.split('.').skip(1) {
-                cur = cur.get(part)?;
-            }
-            Some(cur)
-        };
-        let u = |p: &str| get(p).and_then(Value::as_u64);
-        let b = |p: &str| get(p).and_then(Value::as_bool);
-        let s = |p: &str| get(p).and_then(Value::as_str).map(str::to_string);
-        let list = |p: &str| -> Vec<String> {
-            get(p)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if let Some(v) = u("security.defaultTimeoutMs") {
+        if let Some(v) = m.uint("security.defaultTimeoutMs") {
             c.default_timeout_ms = v;
         }
-        if let Some(v) = u("security.maxTimeoutMs") {
+        if let Some(v) = m.uint("security.maxTimeoutMs") {
             c.max_timeout_ms = v;
         }
-        if let Some(v) = u("security.maxCodeSize") {
+        if let Some(v) = m.uint("security.maxCodeSize") {
             c.max_code_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        c.allow_read = list("security.allowRead")
+        c.allow_read = m
+            .list("security.allowRead")
             .into_iter()
             .map(PathBuf::from)
             .collect();
-        c.allow_write = list("security.allowWrite")
+        c.allow_write = m
+            .list("security.allowWrite")
             .into_iter()
             .map(PathBuf::from)
             .collect();
-        c.allow_network = list("security.allowNetwork");
-        let audit_enabled = b("security.enableAuditLog").unwrap_or(false);
-        let audit_path = s("security.auditLogPath").map(PathBuf::from);
+        c.allow_network = m.list("security.allowNetwork");
+        let audit_enabled = m.bool("security.enableAuditLog").unwrap_or(false);
+        let audit_path = m.string("security.auditLogPath").map(PathBuf::from);
         c.audit_log =
             audit_enabled.then(|| audit_path.unwrap_or_else(|| audit_default.to_path_buf()));
-        if b("security.rateLimit.enabled").unwrap_or(false) {
+        if m.bool("security.rateLimit.enabled").unwrap_or(false) {
             c.rate_limit = Some(RateLimitConfig {
-                window_ms: u("security.rateLimit.windowMs").unwrap_or(60_000),
-                max_requests: u("security.rateLimit.maxRequests").unwrap_or(30),
+                window_ms: m.uint("security.rateLimit.windowMs").unwrap_or(60_000),
+                max_requests: m.uint("security.rateLimit.maxRequests").unwrap_or(30),
             });
         }
-        if get("security.allowedTools").is_some() {
+        if m.get("security.allowedTools").is_some() {
             let mut ceiling = Vec::new();
-            for name in list("security.allowedTools") {
+            for name in m.list("security.allowedTools") {
                 let p = AllowedToolPattern::parse(&name).map_err(|source| {
                     ConfigError::BadToolName {
                         origin: origin.to_string(),
@@ -344,25 +326,31 @@ impl Config {
             }
             c.allowed_tools = Some(ceiling);
         }
-        c.block_dangerous_patterns = b("security.blockDangerousPatterns").unwrap_or(false);
-        c.typescript_enabled = b("executors.typescript.enabled").unwrap_or(true);
-        c.deno_path = s("executors.typescript.denoPath").map(PathBuf::from);
-        c.node_path = s("executors.typescript.nodePath").map(PathBuf::from);
-        c.python_enabled = b("executors.python.enabled").unwrap_or(true);
-        c.python_path = s("executors.python.pythonPath").map(PathBuf::from);
-        if let Some(v) = u("pool.maxConcurrent") {
+        c.block_dangerous_patterns = m.bool("security.blockDangerousPatterns").unwrap_or(false);
+        c.read_executors_and_pool(m);
+        Ok(c)
+    }
+
+    /// The `executors` and `pool` sections of the merged files (already type-checked).
+    fn read_executors_and_pool(&mut self, m: &Merged<'_>) {
+        let c = self;
+        c.typescript_enabled = m.bool("executors.typescript.enabled").unwrap_or(true);
+        c.deno_path = m.string("executors.typescript.denoPath").map(PathBuf::from);
+        c.node_path = m.string("executors.typescript.nodePath").map(PathBuf::from);
+        c.python_enabled = m.bool("executors.python.enabled").unwrap_or(true);
+        c.python_path = m.string("executors.python.pythonPath").map(PathBuf::from);
+        if let Some(v) = m.uint("pool.maxConcurrent") {
             c.pool.max_concurrent = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = u("pool.queueSize") {
+        if let Some(v) = m.uint("pool.queueSize") {
             c.pool.queue_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        if let Some(v) = u("pool.prewarm") {
+        if let Some(v) = m.uint("pool.prewarm") {
             c.pool.prewarm = v as usize;
         }
-        if let Some(v) = u("pool.queueTimeoutMs") {
+        if let Some(v) = m.uint("pool.queueTimeoutMs") {
             c.pool.queue_timeout_ms = v;
         }
-        Ok(c)
     }
 
     /// Environment variables win over files; every documented variable is read here.
@@ -524,6 +512,37 @@ impl Config {
         self.allow_read = canonical_roots(origin, &self.allow_read)?;
         self.allow_write = canonical_roots(origin, &self.allow_write)?;
         Ok(())
+    }
+}
+
+/// The merged files, read by dotted key (`security.rateLimit.enabled`); their types were
+/// checked when they were read, so a value of another type is simply absent here.
+struct Merged<'a>(&'a Map<String, Value>);
+
+impl Merged<'_> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut cur = self.0.get(parts.next()?)?;
+        for part in parts {
+            cur = cur.get(part)?;
+        }
+        Some(cur)
+    }
+
+    fn uint(&self, path: &str) -> Option<u64> {
+        self.get(path).and_then(Value::as_u64)
+    }
+
+    fn bool(&self, path: &str) -> Option<bool> {
+        self.get(path).and_then(Value::as_bool)
+    }
+
+    fn string(&self, path: &str) -> Option<String> {
+        self.get(path).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn list(&self, path: &str) -> Vec<String> {
+        crate::json::string_array(self.get(path))
     }
 }
 

@@ -3,6 +3,7 @@
 //! stdout is the protocol channel, so all logging goes to stderr (level from `RUST_LOG`).
 //! On stdin EOF, SIGINT or SIGTERM, running sandboxes are killed, run directories removed and
 //! the audit log flushed before exit.
+#![forbid(unsafe_code)]
 
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -41,14 +42,8 @@ impl<R: AsyncRead + Unpin> AsyncRead for EofSignal<R> {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    // Every setting is read and checked first; a bad one stops the start with exit code 2 and
+    // a message naming it (logging is not up yet: the log filter is one of the settings).
     let cfg = match Config::load(&ConfigSources::from_process()) {
         Ok(c) => c,
         Err(e) => {
@@ -56,6 +51,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cfg.log_filter))
+        .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,11 +1,13 @@
-//! Shaping a run into the MCP result: `structuredContent`, the text block, ANSI stripping and
-//! truncation, and the `outputSchema` they conform to.
+//! Shaping a run into the MCP result: `structuredContent`, the text block, cleaning (see
+//! [`crate::text`]) and truncation, and the `outputSchema` they conform to.
 //!
 //! Errors before a run (validation, rate limit, busy) use the same structured shape with an
 //! `errorType`, so a client validating against `outputSchema` never sees a different shape.
 
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde_json::{json, Map, Value};
+
+use crate::text::{clean, clean_json};
 
 /// Most characters of stdout or stderr put in a result; the rest is cut with a note.
 pub const MAX_OUTPUT_CHARS: usize = 25_000;
@@ -55,7 +57,7 @@ pub struct ExecOutcome {
     /// Egress decisions (one object per connection attempt) from the run report.
     pub network: Vec<Value>,
     /// Calls the guest made through the tool bridge.
-    pub tool_calls: Vec<super::bridge::CallRecord>,
+    pub tool_calls: Vec<crate::bridge::CallRecord>,
     /// The run used a sandbox launched ahead of time (still used exactly once).
     pub prewarmed: bool,
 }
@@ -69,42 +71,6 @@ impl ExecOutcome {
             ..Default::default()
         }
     }
-}
-
-/// Remove ANSI escape sequences (CSI, OSC and two-byte escapes): agents read plain text.
-pub fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\u{1b}' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('[') => {
-                // CSI: parameters and intermediates, then one final byte in @..~
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            Some(']') => {
-                // OSC: ends with BEL or ESC \
-                while let Some(c) = chars.next() {
-                    if c == '\u{7}' {
-                        break;
-                    }
-                    if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                        chars.next();
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
 }
 
 /// Cut `s` to [`MAX_OUTPUT_CHARS`] characters, saying how many were cut.
@@ -125,8 +91,9 @@ pub fn truncate(s: &str) -> (String, bool) {
 
 /// Build the MCP result: structured content plus the one text block.
 pub fn to_result(o: &ExecOutcome) -> CallToolResult {
-    let (stdout, out_cut) = truncate(&strip_ansi(&o.stdout));
-    let (stderr, err_cut) = truncate(&strip_ansi(&o.stderr));
+    // Cleaned before the cut, so the cut counts what the client sees.
+    let (stdout, out_cut) = truncate(&clean(&o.stdout));
+    let (stderr, err_cut) = truncate(&clean(&o.stderr));
     let error = match (&o.error, o.success) {
         (_, true) => None,
         // The timeout message is exact (agents and clients match on it); stderr stays in `stderr`.
@@ -135,24 +102,59 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         (Some(e), false) => Some(format!("{e}\n{stderr}")),
         (None, false) => Some(stderr.clone()),
     };
+    let summary = crate::bridge::call_summary(&o.tool_calls);
+    let shown = Shown {
+        stdout: &stdout,
+        stderr: &stderr,
+        error: error.as_deref(),
+        truncated: out_cut || err_cut,
+    };
+    let sc = structured(o, &shown, &summary);
+    let text = text_block(o, &shown, &summary);
+
+    // Every other text field (the error, warnings, tool-call errors from upstreams, network
+    // decisions) is cleaned too; output and stderr are clean already.
+    let text = clean(&text);
+    let mut sc = Value::Object(sc);
+    clean_json(&mut sc);
+    let mut r = if o.success {
+        CallToolResult::success(vec![ContentBlock::text(text)])
+    } else {
+        CallToolResult::error(vec![ContentBlock::text(text)])
+    };
+    r.structured_content = Some(sc);
+    r
+}
+
+/// The texts of a result as the client sees them: cleaned and cut.
+struct Shown<'a> {
+    stdout: &'a str,
+    stderr: &'a str,
+    /// `error`: the failure, with stderr after it.
+    error: Option<&'a str>,
+    /// stdout or stderr was cut.
+    truncated: bool,
+}
+
+/// `structuredContent`: the fields of `outputSchema` that apply.
+fn structured(o: &ExecOutcome, shown: &Shown<'_>, summary: &[Value]) -> Map<String, Value> {
     let mut sc = Map::new();
     sc.insert("success".into(), json!(o.success));
-    sc.insert("output".into(), json!(stdout));
-    if let Some(e) = &error {
+    sc.insert("output".into(), json!(shown.stdout));
+    if let Some(e) = shown.error {
         sc.insert("error".into(), json!(e));
     }
     if let Some(t) = o.error_type {
         sc.insert("errorType".into(), json!(t.as_str()));
     }
     sc.insert("executionTimeMs".into(), json!(o.execution_time_ms));
-    let summary = super::bridge::call_summary(&o.tool_calls);
     sc.insert(
         "toolCallsMade".into(),
-        json!(super::bridge::calls_made(&o.tool_calls)),
+        json!(crate::bridge::calls_made(&o.tool_calls)),
     );
     sc.insert("toolCallSummary".into(), json!(summary));
-    if !stderr.is_empty() {
-        sc.insert("stderr".into(), json!(stderr));
+    if !shown.stderr.is_empty() {
+        sc.insert("stderr".into(), json!(shown.stderr));
     }
     if let Some(r) = o.runtime {
         sc.insert("runtime".into(), json!(r));
@@ -175,7 +177,7 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if !o.network.is_empty() {
         sc.insert("network".into(), json!(o.network));
     }
-    if out_cut || err_cut {
+    if shown.truncated {
         sc.insert("outputTruncated".into(), json!(true));
     }
     if !o.warnings.is_empty() {
@@ -187,7 +189,11 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
     if o.prewarmed {
         sc.insert("prewarmed".into(), json!(true));
     }
+    sc
+}
 
+/// The one text block: status, error, stdout, stderr, warnings, duration, tool calls.
+fn text_block(o: &ExecOutcome, shown: &Shown<'_>, summary: &[Value]) -> String {
     let status = if o.timed_out {
         "TIMEOUT"
     } else if o.success {
@@ -201,8 +207,8 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
             text.push_str(&format!("Error: {e}\n"));
         }
     }
-    text.push_str(&format!("Stdout:\n{stdout}\n"));
-    text.push_str(&format!("Stderr:\n{stderr}\n"));
+    text.push_str(&format!("Stdout:\n{}\n", shown.stdout));
+    text.push_str(&format!("Stderr:\n{}\n", shown.stderr));
     if !o.warnings.is_empty() {
         text.push_str(&format!("Warnings:\n{}\n", o.warnings.join("\n")));
     }
@@ -210,15 +216,8 @@ pub fn to_result(o: &ExecOutcome) -> CallToolResult {
         "Duration: {:.2}s\n",
         o.execution_time_ms as f64 / 1000.0
     ));
-    text.push_str(&tool_calls_text(&summary));
-
-    let mut r = if o.success {
-        CallToolResult::success(vec![ContentBlock::text(text)])
-    } else {
-        CallToolResult::error(vec![ContentBlock::text(text)])
-    };
-    r.structured_content = Some(Value::Object(sc));
-    r
+    text.push_str(&tool_calls_text(summary));
+    text
 }
 
 /// The `Tool Calls:` section: one line per tool with its counts.
@@ -250,7 +249,7 @@ pub fn execute_output_schema() -> Map<String, Value> {
         "type": "object",
         "properties": {
             "success": {"type": "boolean"},
-            "output": {"type": "string", "description": "stdout of the run (ANSI stripped, cut past 25,000 characters)"},
+            "output": {"type": "string", "description": "stdout of the run (escape sequences removed, other control and bidi characters shown as <U+XXXX>, cut past 25,000 characters)"},
             "error": {"type": "string"},
             "errorType": {"type": "string", "enum": ["validation", "security", "execution", "mcp", "timeout"]},
             "executionTimeMs": {"type": "number"},
@@ -308,12 +307,6 @@ pub fn health_output_schema() -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strips_ansi() {
-        assert_eq!(strip_ansi("\u{1b}[31mred\u{1b}[0m ok"), "red ok");
-        assert_eq!(strip_ansi("\u{1b}]0;title\u{7}x"), "x");
-    }
 
     #[test]
     fn truncates_with_note() {

@@ -15,6 +15,39 @@ use super::tool_names::AllowedToolPattern;
 #[error("{0}")]
 pub struct ParamError(pub String);
 
+pub const TOOL_TS: &str = "executeTypescript";
+pub const TOOL_PY: &str = "executePython";
+
+/// The two tools that run code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecuteTool {
+    /// `executeTypescript`: TypeScript on deno, or JavaScript on node.
+    Typescript,
+    /// `executePython`.
+    Python,
+}
+
+impl ExecuteTool {
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecuteTool::Typescript => TOOL_TS,
+            ExecuteTool::Python => TOOL_PY,
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ExecuteTool> {
+        match name {
+            TOOL_TS => Some(ExecuteTool::Typescript),
+            TOOL_PY => Some(ExecuteTool::Python),
+            _ => None,
+        }
+    }
+
+    pub fn is_typescript(self) -> bool {
+        self == ExecuteTool::Typescript
+    }
+}
+
 /// Which interpreter runs TypeScript/JavaScript.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JsRuntime {
@@ -76,84 +109,9 @@ pub fn parse_execute(
             )));
         }
     }
-    let code = match args.get("code") {
-        None => {
-            return Err(ParamError(
-                "missing required argument `code` (a string with the program to run)".into(),
-            ))
-        }
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
-            return Err(ParamError(format!(
-                "argument `code` must be a string, got {}",
-                kind(other)
-            )))
-        }
-    };
-    if code.trim().is_empty() {
-        return Err(ParamError(
-            "argument `code` is empty; pass the program to run".into(),
-        ));
-    }
-    if code.len() > cfg.max_code_size {
-        return Err(ParamError(format!(
-            "argument `code` is {} bytes, over the limit of {} bytes (security.maxCodeSize); split the work into smaller runs",
-            code.len(),
-            cfg.max_code_size
-        )));
-    }
-    let timeout_ms = match args.get("timeoutMs") {
-        None | Some(Value::Null) => cfg.default_timeout_ms,
-        Some(v) => {
-            let n = v.as_u64().filter(|_| v.is_u64()).or_else(|| {
-                // Accept integral floats such as 5000.0, which some clients send.
-                v.as_f64()
-                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
-                    .map(|f| f as u64)
-            });
-            match n {
-                Some(n) if (MIN_TIMEOUT_MS..=cfg.max_timeout_ms).contains(&n) => n,
-                _ => {
-                    return Err(ParamError(format!(
-                        "argument `timeoutMs` must be an integer from {MIN_TIMEOUT_MS} to {} (milliseconds), got {v}",
-                        cfg.max_timeout_ms
-                    )))
-                }
-            }
-        }
-    };
-    let allowed_tools = match args.get("allowedTools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => {
-            let mut out = Vec::new();
-            for item in items {
-                let Value::String(s) = item else {
-                    return Err(ParamError(format!(
-                        "argument `allowedTools` must be an array of strings, found {}",
-                        kind(item)
-                    )));
-                };
-                let p = AllowedToolPattern::parse(s).map_err(|e| ParamError(e.to_string()))?;
-                let outside = cfg
-                    .allowed_tools
-                    .as_ref()
-                    .is_some_and(|ceiling| !ceiling.iter().any(|c| p.within(c)));
-                if outside {
-                    return Err(ParamError(format!(
-                        "tool {s:?} is not allowed by the server configuration (security.allowedTools); a run can only narrow that list"
-                    )));
-                }
-                out.push(p);
-            }
-            out
-        }
-        Some(other) => {
-            return Err(ParamError(format!(
-                "argument `allowedTools` must be an array of strings, got {}",
-                kind(other)
-            )))
-        }
-    };
+    let code = parse_code(args, cfg)?;
+    let timeout_ms = parse_timeout(args, cfg)?;
+    let allowed_tools = parse_allowed_tools(args, cfg)?;
     let permissions = match args.get("permissions") {
         None | Some(Value::Null) => Permissions::default(),
         Some(Value::Object(p)) => parse_permissions(p)?,
@@ -199,6 +157,100 @@ pub fn parse_execute(
         permissions,
         js_runtime,
         enable_sampling,
+    })
+}
+
+/// `code`: a non-empty string within `security.maxCodeSize`.
+fn parse_code(args: &Map<String, Value>, cfg: &Config) -> Result<String, ParamError> {
+    let code = match args.get("code") {
+        None => {
+            return Err(ParamError(
+                "missing required argument `code` (a string with the program to run)".into(),
+            ))
+        }
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(ParamError(format!(
+                "argument `code` must be a string, got {}",
+                kind(other)
+            )))
+        }
+    };
+    if code.trim().is_empty() {
+        return Err(ParamError(
+            "argument `code` is empty; pass the program to run".into(),
+        ));
+    }
+    if code.len() > cfg.max_code_size {
+        return Err(ParamError(format!(
+            "argument `code` is {} bytes, over the limit of {} bytes (security.maxCodeSize); split the work into smaller runs",
+            code.len(),
+            cfg.max_code_size
+        )));
+    }
+    Ok(code)
+}
+
+/// `timeoutMs`: milliseconds within the configured range, default `security.defaultTimeoutMs`.
+fn parse_timeout(args: &Map<String, Value>, cfg: &Config) -> Result<u64, ParamError> {
+    Ok(match args.get("timeoutMs") {
+        None | Some(Value::Null) => cfg.default_timeout_ms,
+        Some(v) => {
+            let n = v.as_u64().filter(|_| v.is_u64()).or_else(|| {
+                // Accept integral floats such as 5000.0, which some clients send.
+                v.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+                    .map(|f| f as u64)
+            });
+            match n {
+                Some(n) if (MIN_TIMEOUT_MS..=cfg.max_timeout_ms).contains(&n) => n,
+                _ => {
+                    return Err(ParamError(format!(
+                        "argument `timeoutMs` must be an integer from {MIN_TIMEOUT_MS} to {} (milliseconds), got {v}",
+                        cfg.max_timeout_ms
+                    )))
+                }
+            }
+        }
+    })
+}
+
+/// `allowedTools`: tool names and patterns, each within `security.allowedTools` when set.
+fn parse_allowed_tools(
+    args: &Map<String, Value>,
+    cfg: &Config,
+) -> Result<Vec<AllowedToolPattern>, ParamError> {
+    Ok(match args.get("allowedTools") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::new();
+            for item in items {
+                let Value::String(s) = item else {
+                    return Err(ParamError(format!(
+                        "argument `allowedTools` must be an array of strings, found {}",
+                        kind(item)
+                    )));
+                };
+                let p = AllowedToolPattern::parse(s).map_err(|e| ParamError(e.to_string()))?;
+                let outside = cfg
+                    .allowed_tools
+                    .as_ref()
+                    .is_some_and(|ceiling| !ceiling.iter().any(|c| p.within(c)));
+                if outside {
+                    return Err(ParamError(format!(
+                        "tool {s:?} is not allowed by the server configuration (security.allowedTools); a run can only narrow that list"
+                    )));
+                }
+                out.push(p);
+            }
+            out
+        }
+        Some(other) => {
+            return Err(ParamError(format!(
+                "argument `allowedTools` must be an array of strings, got {}",
+                kind(other)
+            )))
+        }
     })
 }
 

@@ -12,18 +12,18 @@ use super::params::{JsRuntime, Permissions};
 
 /// An interpreter the server can use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Runtime {
+pub enum GuestRuntime {
     Deno,
     Node,
     Python,
 }
 
-impl Runtime {
+impl GuestRuntime {
     pub fn name(self) -> &'static str {
         match self {
-            Runtime::Deno => "deno",
-            Runtime::Node => "node",
-            Runtime::Python => "python",
+            GuestRuntime::Deno => "deno",
+            GuestRuntime::Node => "node",
+            GuestRuntime::Python => "python",
         }
     }
 
@@ -34,26 +34,26 @@ impl Runtime {
 
     fn command_name(self) -> &'static str {
         match self {
-            Runtime::Deno => "deno",
-            Runtime::Node => "node",
-            Runtime::Python => "python3",
+            GuestRuntime::Deno => "deno",
+            GuestRuntime::Node => "node",
+            GuestRuntime::Python => "python3",
         }
     }
 }
 
-impl From<JsRuntime> for Runtime {
+impl From<JsRuntime> for GuestRuntime {
     fn from(r: JsRuntime) -> Self {
         match r {
-            JsRuntime::Deno => Runtime::Deno,
-            JsRuntime::Node => Runtime::Node,
+            JsRuntime::Deno => GuestRuntime::Deno,
+            JsRuntime::Node => GuestRuntime::Node,
         }
     }
 }
 
 /// Result of looking for one interpreter.
 #[derive(Debug, Clone)]
-pub struct Detected {
-    pub runtime: Runtime,
+pub struct DetectedRuntime {
+    pub runtime: GuestRuntime,
     /// The command given to sandbox-run: a configured absolute path, or the bare name that
     /// sandbox-run resolves through PATH itself (it also resolves version-manager shims).
     pub command: Option<PathBuf>,
@@ -63,85 +63,85 @@ pub struct Detected {
 
 /// All interpreters, found once at startup.
 #[derive(Debug, Clone)]
-pub struct Runtimes {
-    pub deno: Detected,
-    pub node: Detected,
-    pub python: Detected,
+pub struct GuestRuntimes {
+    pub deno: DetectedRuntime,
+    pub node: DetectedRuntime,
+    pub python: DetectedRuntime,
 }
 
-impl Runtimes {
+impl GuestRuntimes {
     pub fn detect(cfg: &Config) -> Self {
-        let path_var = std::env::var_os("PATH").unwrap_or_default();
-        let find = |rt: Runtime, configured: Option<&Path>, enabled: bool, key: &str| {
-            if !enabled {
-                return Detected {
-                    runtime: rt,
-                    command: None,
-                    problem: Some(format!("disabled by configuration ({key}.enabled = false)")),
-                };
-            }
-            match configured {
-                Some(p) if is_executable(p) => Detected {
-                    runtime: rt,
-                    command: Some(p.to_path_buf()),
-                    problem: None,
-                },
-                Some(p) => Detected {
-                    runtime: rt,
-                    command: None,
-                    problem: Some(format!(
-                        "configured path {} is not an executable file",
-                        p.display()
-                    )),
-                },
-                None => match std::env::split_paths(&path_var)
-                    .map(|d| d.join(rt.command_name()))
-                    .find(|p| is_executable(p))
-                {
-                    Some(_) => Detected {
-                        runtime: rt,
-                        command: Some(PathBuf::from(rt.command_name())),
-                        problem: None,
-                    },
-                    None => Detected {
-                        runtime: rt,
-                        command: None,
-                        problem: Some(format!(
-                            "`{}` not found on PATH; install it or set its path in the configuration",
-                            rt.command_name()
-                        )),
-                    },
-                },
-            }
+        let typescript = |configured: &Option<PathBuf>| Wanted {
+            configured: configured.clone(),
+            enabled: cfg.typescript_enabled,
+            key: "executors.typescript",
         };
-        Runtimes {
-            deno: find(
-                Runtime::Deno,
-                cfg.deno_path.as_deref(),
-                cfg.typescript_enabled,
-                "executors.typescript",
-            ),
-            node: find(
-                Runtime::Node,
-                cfg.node_path.as_deref(),
-                cfg.typescript_enabled,
-                "executors.typescript",
-            ),
-            python: find(
-                Runtime::Python,
-                cfg.python_path.as_deref(),
-                cfg.python_enabled,
-                "executors.python",
-            ),
+        let python = Wanted {
+            configured: cfg.python_path.clone(),
+            enabled: cfg.python_enabled,
+            key: "executors.python",
+        };
+        let path = &cfg.search_path;
+        GuestRuntimes {
+            deno: detect_one(GuestRuntime::Deno, typescript(&cfg.deno_path), path),
+            node: detect_one(GuestRuntime::Node, typescript(&cfg.node_path), path),
+            python: detect_one(GuestRuntime::Python, python, path),
         }
     }
 
-    pub fn get(&self, rt: Runtime) -> &Detected {
+    pub fn get(&self, rt: GuestRuntime) -> &DetectedRuntime {
         match rt {
-            Runtime::Deno => &self.deno,
-            Runtime::Node => &self.node,
-            Runtime::Python => &self.python,
+            GuestRuntime::Deno => &self.deno,
+            GuestRuntime::Node => &self.node,
+            GuestRuntime::Python => &self.python,
         }
+    }
+}
+
+/// What the configuration says about one interpreter.
+struct Wanted {
+    /// Its configured path; `None`: look for it on `PATH`.
+    configured: Option<PathBuf>,
+    enabled: bool,
+    /// The configuration key that holds `enabled`, for the message when it is off.
+    key: &'static str,
+}
+
+fn detect_one(rt: GuestRuntime, wanted: Wanted, search_path: &[PathBuf]) -> DetectedRuntime {
+    let found = |command: PathBuf| DetectedRuntime {
+        runtime: rt,
+        command: Some(command),
+        problem: None,
+    };
+    let missing = |problem: String| DetectedRuntime {
+        runtime: rt,
+        command: None,
+        problem: Some(problem),
+    };
+    if !wanted.enabled {
+        return missing(format!(
+            "disabled by configuration ({}.enabled = false)",
+            wanted.key
+        ));
+    }
+    match wanted.configured {
+        Some(p) if is_executable(&p) => found(p),
+        Some(p) => missing(format!(
+            "configured path {} is not an executable file",
+            p.display()
+        )),
+        // The bare name: sandbox-run resolves it through PATH itself (version-manager shims
+        // included).
+        None if search_path
+            .iter()
+            .any(|d| is_executable(&d.join(rt.command_name()))) =>
+        {
+            found(PathBuf::from(rt.command_name()))
+        }
+        None => missing(format!(
+            "`{}` not found on PATH; install it or set its path in the configuration",
+            rt.command_name()
+        )),
     }
 }
 
@@ -161,7 +161,7 @@ def _ce_main():
     except Exception:
         pass
     g = {"__name__": "__main__", "__builtins__": __builtins__}
-    # The tool bridge's prelude (see mcp/bridge.rs) comes first on stdin, compiled apart so the
+    # The tool bridge's prelude (see bridge/prelude.rs) comes first on stdin, compiled apart so the
     # user's line numbers stay right.
     if src.startswith('#code-executor-prelude\n'):
         pre, _, src = src.partition('\n#code-executor-prelude-end\n')
@@ -193,13 +193,13 @@ _ce_main()
 /// deno keeps its own permission checks as a second layer inside the OS sandbox, mirroring
 /// exactly what the sandbox grants (`/workspace`, `/tmp`, and the run's resolved paths).
 pub fn interpreter_args(
-    rt: Runtime,
+    rt: GuestRuntime,
     read: &[PathBuf],
     write: &[PathBuf],
     perms: &Permissions,
 ) -> Vec<String> {
     match rt {
-        Runtime::Deno => {
+        GuestRuntime::Deno => {
             let join = |extra: &[&[PathBuf]]| {
                 let mut v = vec!["/workspace".to_string(), "/tmp".to_string()];
                 for list in extra {
@@ -229,7 +229,7 @@ pub fn interpreter_args(
             a.push("-".into());
             a
         }
-        Runtime::Node => vec!["--input-type=module".into(), "-".into()],
-        Runtime::Python => vec!["-c".into(), PYTHON_RUNNER.into()],
+        GuestRuntime::Node => vec!["--input-type=module".into(), "-".into()],
+        GuestRuntime::Python => vec!["-c".into(), PYTHON_RUNNER.into()],
     }
 }

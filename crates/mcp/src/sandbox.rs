@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
-use super::runtime::Runtime;
+use crate::runtime::GuestRuntime;
 
 /// How much of stdout and of stderr is kept in memory per run; the rest is counted only.
 pub const CAPTURE_LIMIT: usize = 1024 * 1024;
@@ -51,7 +51,7 @@ pub fn locate_sandbox_run(configured: Option<&Path>) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub sandbox_run: PathBuf,
-    pub runtime: Runtime,
+    pub runtime: GuestRuntime,
     pub command: PathBuf,
     pub args: Vec<String>,
     pub read: Vec<PathBuf>,
@@ -97,7 +97,7 @@ impl RunReport {
                 .unwrap_or_default(),
             cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
             peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
-            degraded: super::string_array(v.get("degraded")),
+            degraded: crate::json::string_array(v.get("degraded")),
         })
     }
 }
@@ -187,13 +187,13 @@ pub fn launcher_args(spec: &RunSpec, report: &Path) -> Vec<String> {
         "NO_COLOR=1".into(),
     ];
     match spec.runtime {
-        Runtime::Deno => {
+        GuestRuntime::Deno => {
             a.extend(["--env".into(), "DENO_NO_UPDATE_CHECK=1".into()]);
         }
-        Runtime::Python => {
+        GuestRuntime::Python => {
             a.extend(["--env".into(), "PYTHONDONTWRITEBYTECODE=1".into()]);
         }
-        Runtime::Node => {}
+        GuestRuntime::Node => {}
     }
     for p in &spec.read {
         a.extend(["--allow-read".into(), p.display().to_string()]);
@@ -422,7 +422,7 @@ mod tests {
     fn launcher_arguments() {
         let spec = RunSpec {
             sandbox_run: "/x/sandbox-run".into(),
-            runtime: Runtime::Python,
+            runtime: GuestRuntime::Python,
             command: "python3".into(),
             args: vec!["-c".into(), "R".into()],
             read: vec!["/r".into()],

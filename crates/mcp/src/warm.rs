@@ -15,8 +15,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::runtime::Runtime;
-use super::sandbox::Launched;
+use crate::runtime::GuestRuntime;
+use crate::sandbox::Launched;
 
 /// How long a warm sandbox may wait before it is recycled (its launcher's own timeout is this
 /// plus the longest run, so it never fires first).
@@ -32,20 +32,20 @@ pub struct Warm<B> {
 }
 
 /// Makes one warm entry for a runtime.
-pub type Factory<B> = Arc<dyn Fn(Runtime) -> Result<Warm<B>, String> + Send + Sync>;
+pub type WarmFactory<B> = Arc<dyn Fn(GuestRuntime) -> Result<Warm<B>, String> + Send + Sync>;
 
 /// The pool.
 pub struct WarmPool<B> {
     per_runtime: usize,
-    runtimes: Vec<Runtime>,
-    entries: Mutex<HashMap<Runtime, VecDeque<Warm<B>>>>,
+    runtimes: Vec<GuestRuntime>,
+    entries: Mutex<HashMap<GuestRuntime, VecDeque<Warm<B>>>>,
     wake: Notify,
     /// Set by `drain`: no entry is added or taken after it.
     closed: std::sync::atomic::AtomicBool,
 }
 
 impl<B: Send + 'static> WarmPool<B> {
-    pub fn new(per_runtime: usize, runtimes: Vec<Runtime>) -> Arc<WarmPool<B>> {
+    pub fn new(per_runtime: usize, runtimes: Vec<GuestRuntime>) -> Arc<WarmPool<B>> {
         Arc::new(WarmPool {
             per_runtime,
             runtimes,
@@ -60,7 +60,7 @@ impl<B: Send + 'static> WarmPool<B> {
     }
 
     /// A live warm sandbox for `runtime`, if one is ready. Dead ones are dropped on the way.
-    pub fn take(&self, runtime: Runtime) -> Option<Warm<B>> {
+    pub fn take(&self, runtime: GuestRuntime) -> Option<Warm<B>> {
         if self.is_closed() {
             return None;
         }
@@ -104,7 +104,11 @@ impl<B: Send + 'static> WarmPool<B> {
     }
 
     /// Keeps the pool full until `shutdown` (the owner then calls [`WarmPool::drain`]).
-    pub fn spawn_maintenance(self: &Arc<Self>, factory: Factory<B>, shutdown: CancellationToken) {
+    pub fn spawn_maintenance(
+        self: &Arc<Self>,
+        factory: WarmFactory<B>,
+        shutdown: CancellationToken,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -121,7 +125,7 @@ impl<B: Send + 'static> WarmPool<B> {
         });
     }
 
-    async fn refill(&self, factory: &Factory<B>) {
+    async fn refill(&self, factory: &WarmFactory<B>) {
         // Recycle entries that waited too long or died; then top up each runtime.
         let mut stale = Vec::new();
         if let Ok(mut map) = self.entries.lock() {

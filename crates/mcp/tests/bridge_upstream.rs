@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_support::*;
-use code_executor_mcp::upstream::{Settings, Transport, UpstreamSpec, Upstreams};
+use code_executor_mcp::bridge::upstream::Upstreams;
+use code_executor_mcp::config::{Transport, UpstreamSettings, UpstreamSpec};
 use mcp_support::eventually;
 use serde_json::Map;
 
-fn pool(settings: Settings) -> Arc<Upstreams> {
+fn pool(settings: UpstreamSettings) -> Arc<Upstreams> {
     let spec = UpstreamSpec {
         name: "t".into(),
         transport: Transport::Stdio {
@@ -32,7 +33,7 @@ fn args(v: serde_json::Value) -> Map<String, serde_json::Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_list_is_refreshed_on_list_changed() {
-    let p = pool(Settings::default());
+    let p = pool(UpstreamSettings::default());
     p.connect_all().await;
     let t = p.get("t").unwrap();
     assert!(!t.tools().iter().any(|x| x.name == "fresh"));
@@ -54,9 +55,9 @@ async fn tool_list_is_refreshed_on_list_changed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_in_flight_are_bounded_per_upstream() {
-    let p = pool(Settings {
+    let p = pool(UpstreamSettings {
         max_in_flight: 2,
-        ..Settings::default()
+        ..UpstreamSettings::default()
     });
     p.connect_all().await;
     let t = p.get("t").unwrap().clone();

@@ -74,6 +74,22 @@ async fn config_errors_stop_the_start_naming_file_and_key() {
     let env = ServerEnv::new().set("POOL_MAX_CONCURRENT", "lots");
     let err = start_fails(&env).await;
     assert!(err.contains("POOL_MAX_CONCURRENT"), "{err}");
+
+    // A bad value is never replaced by a default: the variable, its value and what it accepts
+    // are named (every variable has a case in the config unit tests).
+    for (var, value, accepted) in [
+        ("MCP_MAX_IN_FLIGHT", "0", "from 1 to 1000000"),
+        ("MCP_CALL_TIMEOUT_MS", "soon", "at least 1"),
+        ("MCP_MAX_CALLS_PER_RUN", "-1", "0 (none) or more"),
+        ("TMPDIR", "relative/tmp", "absolute path"),
+        ("RUST_LOG", "info,[", "log filter"),
+    ] {
+        let err = start_fails(&ServerEnv::new().set(var, value)).await;
+        assert!(
+            err.contains(var) && err.contains(value) && err.contains(accepted),
+            "{var}={value}: {err}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

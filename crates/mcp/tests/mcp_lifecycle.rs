@@ -92,3 +92,85 @@ async fn sigint_kills_sandboxes_and_cleans_up() {
 async fn stdin_eof_kills_sandboxes_and_cleans_up() {
     stop_during_run(Stop::StdinEof).await;
 }
+
+/// A server killed without a chance to clean up (SIGKILL) leaves its directory in TMPDIR; the
+/// next server to start removes it, and never the directory of a server that is alive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_server_removes_the_directories_of_dead_servers_only() {
+    let env = ServerEnv::new();
+    let tmp = env.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = env.set("TMPDIR", tmp.display().to_string());
+    let dirs_of = |pid: u32| -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(&format!("code-executor-mcp-{pid}-"))
+            })
+            .collect()
+    };
+    let killed = env.start().await;
+    let live = env.start().await;
+    let [killed_dir] = &dirs_of(killed.pid)[..] else {
+        panic!("no directory of the first server in {}", tmp.display());
+    };
+    let [live_dir] = &dirs_of(live.pid)[..] else {
+        panic!("no directory of the live server in {}", tmp.display());
+    };
+    // A directory without a lock (an older server's) whose pid now belongs to another program
+    // (pid reuse): stale. One without a lock whose pid is the live server: kept.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .expect("sleep");
+    let reused = tmp.join(format!(
+        "code-executor-mcp-{}-00000000000000ab",
+        sleeper.id()
+    ));
+    let lockless_live = tmp.join(format!("code-executor-mcp-{}-00000000000000cd", live.pid));
+    std::fs::create_dir_all(reused.join("run-0")).unwrap();
+    std::fs::create_dir_all(&lockless_live).unwrap();
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(killed.pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || !alive(killed.pid)).await,
+        "the server survived SIGKILL"
+    );
+    // Control: nothing removed it; the kill gave the server no chance to.
+    assert!(
+        killed_dir.exists(),
+        "{} vanished by itself",
+        killed_dir.display()
+    );
+
+    let third = env.start().await;
+    assert!(
+        !killed_dir.exists(),
+        "{} was left behind",
+        killed_dir.display()
+    );
+    assert!(!reused.exists(), "{} was left behind", reused.display());
+    assert!(
+        live_dir.exists(),
+        "the live server's {} was removed",
+        live_dir.display()
+    );
+    assert!(
+        lockless_live.exists(),
+        "{} was removed",
+        lockless_live.display()
+    );
+    assert_eq!(dirs_of(third.pid).len(), 1);
+
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    live.service.cancel().await.expect("close");
+    third.service.cancel().await.expect("close");
+}

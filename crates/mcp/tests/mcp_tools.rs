@@ -386,3 +386,79 @@ async fn permissions_net_grants_egress_within_the_ceiling_only() {
     let net_lines = lines.iter().filter(|l| l["type"] == "network").count();
     assert!(net_lines >= 3, "{lines:?}");
 }
+
+/// The characters a guest could use to hide or reorder text on a reader's screen, as the
+/// guests below print them: C0 controls (newline, tab, CR and ESC are checked apart), DEL, C1
+/// controls (the ones that open a sequence are checked apart) and the bidi formatting marks.
+fn hidden_code_points() -> Vec<u32> {
+    let mut v: Vec<u32> = (0..0x20u32)
+        .filter(|c| ![0x09, 0x0a, 0x0d, 0x1b].contains(c))
+        .collect();
+    v.push(0x7f);
+    v.extend((0x80..0xa0u32).filter(|c| ![0x90, 0x98, 0x9b, 0x9d, 0x9e, 0x9f].contains(c)));
+    v.extend([0x61c, 0x200e, 0x200f]);
+    v.extend(0x202a..=0x202e);
+    v.extend(0x2066..=0x2069);
+    v
+}
+
+/// `text` holds no control or bidi character but newline and tab, and shows each one the
+/// guest printed as `<U+XXXX>`; escape sequences (7-bit and the one-character CSI) are gone and
+/// a carriage return became a newline.
+fn assert_clean(label: &str, text: &str) {
+    let bad: Vec<String> = text
+        .chars()
+        .filter(|c| {
+            let u = *c as u32;
+            (*c != '\n' && *c != '\t' && (u < 0x20 || (0x7f..0xa0).contains(&u)))
+                || [0x61c, 0x200e, 0x200f].contains(&u)
+                || (0x202a..=0x202e).contains(&u)
+                || (0x2066..=0x2069).contains(&u)
+        })
+        .map(|c| format!("U+{:04X}", c as u32))
+        .collect();
+    assert!(bad.is_empty(), "{label} still holds {bad:?}: {text:?}");
+    for cp in hidden_code_points() {
+        let shown = format!("[{cp:04X}:<U+{cp:04X}>]");
+        assert!(text.contains(&shown), "{label} lacks {shown}: {text:?}");
+    }
+    assert!(text.contains("csi:XY\n"), "{label}: {text:?}");
+    assert!(text.contains("cr:a\nb\ttab\n"), "{label}: {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_and_bidi_characters_never_reach_the_client() {
+    let env = ServerEnv::new();
+    let c = env.start().await;
+    let list: Vec<String> = hidden_code_points().iter().map(u32::to_string).collect();
+    let list = list.join(", ");
+    let python = format!(
+        r#"import sys
+text = "".join("[%04X:%s]\n" % (c, chr(c)) for c in [{list}])
+text += "csi:" + chr(0x9b) + "31mX" + chr(27) + "[1mY\n" + "cr:a" + chr(13) + "b\ttab\n"
+sys.stdout.write(text)
+sys.stderr.write(text)
+sys.exit(3)
+"#
+    );
+    let deno = format!(
+        r#"let text = "";
+for (const c of [{list}]) text += `[${{c.toString(16).toUpperCase().padStart(4, "0")}}:${{String.fromCodePoint(c)}}]\n`;
+text += "csi:" + String.fromCodePoint(0x9b) + "31mX" + "\x1b[1mY\n" + "cr:a\rb\ttab\n";
+await Deno.stdout.write(new TextEncoder().encode(text));
+await Deno.stderr.write(new TextEncoder().encode(text));
+Deno.exit(3);
+"#
+    );
+    for (tool, code) in [("executePython", python), ("executeTypescript", deno)] {
+        let r = c.call(tool, json!({"code": code})).await;
+        let s = sc(&r);
+        assert_eq!(s["exitCode"], 3, "{tool}: {s:?}");
+        for field in ["output", "stderr", "error"] {
+            let text = s[field].as_str().unwrap_or_default();
+            assert_clean(&format!("{tool} {field}"), text);
+        }
+        assert_clean(&format!("{tool} text block"), &text(&r));
+    }
+    c.service.cancel().await.expect("close");
+}

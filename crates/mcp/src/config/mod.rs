@@ -1,4 +1,8 @@
-//! Server configuration: `.code-executor.json` files, `"env:VAR"` values, environment variables.
+//! Server configuration, read once at start and nowhere else: `.code-executor.json` files,
+//! `"env:VAR"` values in them, environment variables, the upstream servers' `mcpServers`
+//! files, and the few facts of the process the server depends on (working directory, home,
+//! `TMPDIR`, `PATH`, `RUST_LOG`). The rest of the server reads [`Config`], never the
+//! environment, so what a server does is decided by one value that is printed and tested.
 //!
 //! Files are read from, lowest priority first, `~/.config/code-executor/config.json`,
 //! `~/.code-executor.json` and `./.code-executor.json`, merged key by key (a later file wins
@@ -6,130 +10,29 @@
 //! Environment variables are applied last and win over every file. No file at all is fine:
 //! the defaults are safe (no host path may be granted, no audit log, no rate limit).
 //!
-//! Files are validated against a fixed key tree rather than through serde so that an error can
-//! name the file and the full dotted key (`security.rateLimit.maxRequest`), which serde's
-//! `deny_unknown_fields` cannot do.
+//! Every value is checked here. One that is not valid (a malformed number, a zero timeout, a
+//! relative `TMPDIR`) is a [`ConfigError`] naming the variable or key, the value and what is
+//! accepted, and the server refuses to start: a bad value silently replaced by a default
+//! would run the server with a configuration nobody chose.
+//!
+//! `file.rs` holds the file format, [`mcp_servers`] the upstream servers, `error.rs` the errors.
+
+mod error;
+mod file;
+pub mod mcp_servers;
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::tool_names::{AllowedToolPattern, ToolNameError};
+use crate::tool_names::AllowedToolPattern;
 use code_executor::net::pattern::NetPolicy;
 
-/// Why the configuration could not be loaded. The server refuses to start on any of these,
-/// because running with a half-understood security configuration is worse than not running.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("config {file}: cannot read the file: {source}; fix its permissions or unset CODE_EXECUTOR_CONFIG_PATH")]
-    Read {
-        file: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "config {file}: invalid JSON at line {line}, column {column}: {message}; fix the syntax"
-    )]
-    Syntax {
-        file: PathBuf,
-        line: usize,
-        column: usize,
-        message: String,
-    },
-    #[error("config {file}: unknown key `{key}`; known keys here are: {known}")]
-    UnknownKey {
-        file: PathBuf,
-        key: String,
-        known: String,
-    },
-    #[error("config {file}: key `{key}` must be {expected}, found {found}")]
-    WrongType {
-        file: PathBuf,
-        key: String,
-        expected: &'static str,
-        found: String,
-    },
-    #[error("config {file}: key `{key}` refers to environment variable {var}, which is not set; set it or change the value")]
-    MissingEnv {
-        file: PathBuf,
-        key: String,
-        var: String,
-    },
-    #[error("environment variable {var}={value:?} is invalid: {reason}")]
-    BadEnv {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
-    #[error("config {origin}: `{key}` is invalid: {reason}")]
-    BadValue {
-        origin: String,
-        key: String,
-        reason: String,
-    },
-    #[error("config {origin}: allowed root {path} cannot be resolved: {source}; create it or remove it from the configuration")]
-    BadRoot {
-        origin: String,
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config {origin}: `allowedTools` entry is invalid: {source}")]
-    BadToolName {
-        origin: String,
-        source: ToolNameError,
-    },
-}
-
-/// Expected type of a configuration key; the tree of these is the whole file format.
-#[derive(Clone, Copy)]
-enum Kind {
-    Bool,
-    UInt,
-    Str,
-    StrList,
-    Object(&'static [(&'static str, Kind)]),
-}
-
-const RATE_LIMIT_KEYS: &[(&str, Kind)] = &[
-    ("enabled", Kind::Bool),
-    ("windowMs", Kind::UInt),
-    ("maxRequests", Kind::UInt),
-];
-const SECURITY_KEYS: &[(&str, Kind)] = &[
-    ("defaultTimeoutMs", Kind::UInt),
-    ("maxTimeoutMs", Kind::UInt),
-    ("maxCodeSize", Kind::UInt),
-    ("allowRead", Kind::StrList),
-    ("allowWrite", Kind::StrList),
-    ("allowNetwork", Kind::StrList),
-    ("enableAuditLog", Kind::Bool),
-    ("auditLogPath", Kind::Str),
-    ("rateLimit", Kind::Object(RATE_LIMIT_KEYS)),
-    ("allowedTools", Kind::StrList),
-    ("blockDangerousPatterns", Kind::Bool),
-];
-const TS_KEYS: &[(&str, Kind)] = &[
-    ("enabled", Kind::Bool),
-    ("denoPath", Kind::Str),
-    ("nodePath", Kind::Str),
-];
-const PY_KEYS: &[(&str, Kind)] = &[("enabled", Kind::Bool), ("pythonPath", Kind::Str)];
-const EXECUTOR_KEYS: &[(&str, Kind)] = &[
-    ("typescript", Kind::Object(TS_KEYS)),
-    ("python", Kind::Object(PY_KEYS)),
-];
-const POOL_KEYS: &[(&str, Kind)] = &[
-    ("maxConcurrent", Kind::UInt),
-    ("queueSize", Kind::UInt),
-    ("queueTimeoutMs", Kind::UInt),
-    ("prewarm", Kind::UInt),
-];
-const ROOT_KEYS: &[(&str, Kind)] = &[
-    ("$schema", Kind::Str),
-    ("security", Kind::Object(SECURITY_KEYS)),
-    ("executors", Kind::Object(EXECUTOR_KEYS)),
-    ("pool", Kind::Object(POOL_KEYS)),
-];
+pub use error::ConfigError;
+pub use mcp_servers::{Transport, UpstreamSpec};
 
 /// Rate limit: at most `max_requests` executions per sliding `window_ms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +50,46 @@ pub struct PoolConfig {
     /// Prewarmed sandboxes kept ready per runtime (0 turns prewarming off).
     pub prewarm: usize,
 }
+
+/// Per-run limits of the tool bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeLimits {
+    /// Tool calls one run may make; later calls get an error (`MCP_MAX_CALLS_PER_RUN`).
+    pub max_calls: usize,
+}
+
+impl Default for BridgeLimits {
+    fn default() -> Self {
+        BridgeLimits { max_calls: 500 }
+    }
+}
+
+/// Limits of the upstream client pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamSettings {
+    /// Per tool call, including waiting for a free slot and for a reconnect
+    /// (`MCP_CALL_TIMEOUT_MS`).
+    pub call_timeout: Duration,
+    /// Per connect: start, `initialize`, first `tools/list` (`MCP_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout: Duration,
+    /// Calls in flight per upstream; more wait for a slot within the call timeout
+    /// (`MCP_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            call_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(15),
+            max_in_flight: 16,
+        }
+    }
+}
+
+/// Most slots a semaphore-bounded limit (pool, calls in flight) may have: far above any real
+/// need, and far below what tokio's semaphore accepts (a larger count would panic there).
+pub const MAX_SLOTS: usize = 1_000_000;
 
 /// The effective, validated server configuration.
 #[derive(Debug, Clone)]
@@ -178,8 +121,20 @@ pub struct Config {
     pub pool: PoolConfig,
     /// Explicit path of the `sandbox-run` launcher (`SANDBOX_RUN_PATH`); default: our sibling.
     pub sandbox_run: Option<PathBuf>,
-    /// Upstream MCP servers file (`MCP_CONFIG_PATH`); kept for the tool bridge.
+    /// Upstream MCP servers file (`MCP_CONFIG_PATH`), read after the default ones.
     pub mcp_config_path: Option<PathBuf>,
+    /// The upstream servers found in the `mcpServers` files (see [`mcp_servers`]).
+    pub mcp_servers: Vec<UpstreamSpec>,
+    /// What was wrong in those files, for `health` (never fatal, see [`mcp_servers`]).
+    pub mcp_server_problems: Vec<String>,
+    pub bridge: BridgeLimits,
+    pub upstream: UpstreamSettings,
+    /// Where the server's private directory goes (`TMPDIR`, else `/tmp`).
+    pub temp_dir: PathBuf,
+    /// Directories searched for deno, node and python3 (`PATH`).
+    pub search_path: Vec<PathBuf>,
+    /// The log filter (`RUST_LOG`, default `info`), already checked to parse.
+    pub log_filter: String,
     /// Files that were read, in merge order, for `health` and the startup log.
     pub sources: Vec<PathBuf>,
 }
@@ -211,6 +166,13 @@ impl Default for Config {
             },
             sandbox_run: None,
             mcp_config_path: None,
+            mcp_servers: Vec::new(),
+            mcp_server_problems: Vec::new(),
+            bridge: BridgeLimits::default(),
+            upstream: UpstreamSettings::default(),
+            temp_dir: PathBuf::from("/tmp"),
+            search_path: Vec::new(),
+            log_filter: "info".into(),
             sources: Vec::new(),
         }
     }
@@ -227,7 +189,8 @@ pub struct ConfigSources {
 }
 
 impl ConfigSources {
-    /// The process's own environment, working directory and home.
+    /// The process's own environment, working directory and home: the one place the server
+    /// reads its environment.
     pub fn from_process() -> Self {
         let env: HashMap<String, String> = std::env::vars().collect();
         let home = env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
@@ -238,48 +201,49 @@ impl ConfigSources {
         }
     }
 
+    /// A variable's value; empty counts as unset.
     fn var(&self, name: &str) -> Option<&str> {
         self.env
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
+
+    /// The configuration files to read, in merge order.
+    fn config_files(&self) -> Vec<PathBuf> {
+        if let Some(p) = self.var("CODE_EXECUTOR_CONFIG_PATH") {
+            return vec![PathBuf::from(p)];
+        }
+        let mut v = Vec::new();
+        if let Some(home) = &self.home {
+            v.push(home.join(".config/code-executor/config.json"));
+            v.push(home.join(".code-executor.json"));
+        }
+        v.push(self.cwd.join(".code-executor.json"));
+        v.retain(|p| p.is_file());
+        v
+    }
+
+    /// `TMPDIR` (which must be absolute), else `/tmp`.
+    fn temp_dir(&self) -> Result<PathBuf, ConfigError> {
+        match self.var("TMPDIR") {
+            None => Ok(PathBuf::from("/tmp")),
+            Some(t) if t.starts_with('/') => Ok(PathBuf::from(t)),
+            Some(t) => Err(bad_env(
+                "TMPDIR",
+                t,
+                "expected an absolute path (the server creates its private directory there)",
+            )),
+        }
+    }
 }
 
 impl Config {
     /// Load files and environment as described in the module docs.
     pub fn load(src: &ConfigSources) -> Result<Config, ConfigError> {
-        let files: Vec<PathBuf> = match src.var("CODE_EXECUTOR_CONFIG_PATH") {
-            Some(p) => vec![PathBuf::from(p)],
-            None => {
-                let mut v = Vec::new();
-                if let Some(home) = &src.home {
-                    v.push(home.join(".config/code-executor/config.json"));
-                    v.push(home.join(".code-executor.json"));
-                }
-                v.push(src.cwd.join(".code-executor.json"));
-                v.retain(|p| p.is_file());
-                v
-            }
-        };
-        let mut merged = Map::new();
-        for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
-                file: file.clone(),
-                source,
-            })?;
-            let mut value: Value =
-                serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
-                    file: file.clone(),
-                    line: e.line(),
-                    column: e.column(),
-                    message: e.to_string(),
-                })?;
-            check_tree(file, "", &mut value, &Kind::Object(ROOT_KEYS), src)?;
-            if let Value::Object(obj) = value {
-                merge(&mut merged, obj);
-            }
-        }
+        let files = src.config_files();
+        let lookup = |k: &str| src.var(k);
+        let merged = file::read_merged(&files, &lookup)?;
         let origin = if files.is_empty() {
             "(no file)".to_string()
         } else {
@@ -289,65 +253,69 @@ impl Config {
                 .collect::<Vec<_>>()
                 .join(" + ")
         };
-        let mut cfg = Config::from_merged(&merged, &origin)?;
+        let temp_dir = src.temp_dir()?;
+        // The audit log's default place: the home directory, else the temporary directory.
+        let audit_default = src
+            .home
+            .as_deref()
+            .unwrap_or(&temp_dir)
+            .join(".code-executor/audit.log");
+        let mut cfg = Config::from_merged(&Merged(&merged), &origin, &audit_default)?;
         cfg.sources = files;
-        cfg.apply_env(src)?;
+        cfg.temp_dir = temp_dir;
+        cfg.apply_env(src, &audit_default)?;
+        cfg.apply_bridge_env(src)?;
+        cfg.apply_process_env(src)?;
         cfg.validate(&origin)?;
+        let (servers, problems) = mcp_servers::load(
+            &src.cwd,
+            src.home.as_deref(),
+            cfg.mcp_config_path.as_deref(),
+        );
+        cfg.mcp_servers = servers;
+        cfg.mcp_server_problems = problems;
         Ok(cfg)
     }
 
-    fn from_merged(m: &Map<String, Value>, origin: &str) -> Result<Config, ConfigError> {
+    fn from_merged(
+        m: &Merged<'_>,
+        origin: &str,
+        audit_default: &Path,
+    ) -> Result<Config, ConfigError> {
         let mut c = Config::default();
-        let get = |path: &str| -> Option<&Value> {
-            let mut cur = m.get(path.split('.').next()?)?;
-            for part in path.split('.').skip(1) {
-                cur = cur.get(part)?;
-            }
-            Some(cur)
-        };
-        let u = |p: &str| get(p).and_then(Value::as_u64);
-        let b = |p: &str| get(p).and_then(Value::as_bool);
-        let s = |p: &str| get(p).and_then(Value::as_str).map(str::to_string);
-        let list = |p: &str| -> Vec<String> {
-            get(p)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        if let Some(v) = u("security.defaultTimeoutMs") {
+        if let Some(v) = m.uint("security.defaultTimeoutMs") {
             c.default_timeout_ms = v;
         }
-        if let Some(v) = u("security.maxTimeoutMs") {
+        if let Some(v) = m.uint("security.maxTimeoutMs") {
             c.max_timeout_ms = v;
         }
-        if let Some(v) = u("security.maxCodeSize") {
+        if let Some(v) = m.uint("security.maxCodeSize") {
             c.max_code_size = usize::try_from(v).unwrap_or(usize::MAX);
         }
-        c.allow_read = list("security.allowRead")
+        c.allow_read = m
+            .list("security.allowRead")
             .into_iter()
             .map(PathBuf::from)
             .collect();
-        c.allow_write = list("security.allowWrite")
+        c.allow_write = m
+            .list("security.allowWrite")
             .into_iter()
             .map(PathBuf::from)
             .collect();
-        c.allow_network = list("security.allowNetwork");
-        let audit_enabled = b("security.enableAuditLog").unwrap_or(false);
-        let audit_path = s("security.auditLogPath").map(PathBuf::from);
-        c.audit_log = audit_enabled.then(|| audit_path.unwrap_or_else(default_audit_path));
-        if b("security.rateLimit.enabled").unwrap_or(false) {
+        c.allow_network = m.list("security.allowNetwork");
+        let audit_enabled = m.bool("security.enableAuditLog").unwrap_or(false);
+        let audit_path = m.string("security.auditLogPath").map(PathBuf::from);
+        c.audit_log =
+            audit_enabled.then(|| audit_path.unwrap_or_else(|| audit_default.to_path_buf()));
+        if m.bool("security.rateLimit.enabled").unwrap_or(false) {
             c.rate_limit = Some(RateLimitConfig {
-                window_ms: u("security.rateLimit.windowMs").unwrap_or(60_000),
-                max_requests: u("security.rateLimit.maxRequests").unwrap_or(30),
+                window_ms: m.uint("security.rateLimit.windowMs").unwrap_or(60_000),
+                max_requests: m.uint("security.rateLimit.maxRequests").unwrap_or(30),
             });
         }
-        if get("security.allowedTools").is_some() {
+        if m.get("security.allowedTools").is_some() {
             let mut ceiling = Vec::new();
-            for name in list("security.allowedTools") {
+            for name in m.list("security.allowedTools") {
                 let p = AllowedToolPattern::parse(&name).map_err(|source| {
                     ConfigError::BadToolName {
                         origin: origin.to_string(),
@@ -358,29 +326,35 @@ impl Config {
             }
             c.allowed_tools = Some(ceiling);
         }
-        c.block_dangerous_patterns = b("security.blockDangerousPatterns").unwrap_or(false);
-        c.typescript_enabled = b("executors.typescript.enabled").unwrap_or(true);
-        c.deno_path = s("executors.typescript.denoPath").map(PathBuf::from);
-        c.node_path = s("executors.typescript.nodePath").map(PathBuf::from);
-        c.python_enabled = b("executors.python.enabled").unwrap_or(true);
-        c.python_path = s("executors.python.pythonPath").map(PathBuf::from);
-        if let Some(v) = u("pool.maxConcurrent") {
-            c.pool.max_concurrent = usize::try_from(v).unwrap_or(usize::MAX);
-        }
-        if let Some(v) = u("pool.queueSize") {
-            c.pool.queue_size = usize::try_from(v).unwrap_or(usize::MAX);
-        }
-        if let Some(v) = u("pool.prewarm") {
-            c.pool.prewarm = v as usize;
-        }
-        if let Some(v) = u("pool.queueTimeoutMs") {
-            c.pool.queue_timeout_ms = v;
-        }
+        c.block_dangerous_patterns = m.bool("security.blockDangerousPatterns").unwrap_or(false);
+        c.read_executors_and_pool(m);
         Ok(c)
     }
 
+    /// The `executors` and `pool` sections of the merged files (already type-checked).
+    fn read_executors_and_pool(&mut self, m: &Merged<'_>) {
+        let c = self;
+        c.typescript_enabled = m.bool("executors.typescript.enabled").unwrap_or(true);
+        c.deno_path = m.string("executors.typescript.denoPath").map(PathBuf::from);
+        c.node_path = m.string("executors.typescript.nodePath").map(PathBuf::from);
+        c.python_enabled = m.bool("executors.python.enabled").unwrap_or(true);
+        c.python_path = m.string("executors.python.pythonPath").map(PathBuf::from);
+        if let Some(v) = m.uint("pool.maxConcurrent") {
+            c.pool.max_concurrent = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = m.uint("pool.queueSize") {
+            c.pool.queue_size = usize::try_from(v).unwrap_or(usize::MAX);
+        }
+        if let Some(v) = m.uint("pool.prewarm") {
+            c.pool.prewarm = v as usize;
+        }
+        if let Some(v) = m.uint("pool.queueTimeoutMs") {
+            c.pool.queue_timeout_ms = v;
+        }
+    }
+
     /// Environment variables win over files; every documented variable is read here.
-    fn apply_env(&mut self, src: &ConfigSources) -> Result<(), ConfigError> {
+    fn apply_env(&mut self, src: &ConfigSources, audit_default: &Path) -> Result<(), ConfigError> {
         if let Some(v) = src.var("ALLOWED_PROJECTS") {
             for root in v.split(':').filter(|r| !r.is_empty()) {
                 self.allow_read.push(PathBuf::from(root));
@@ -392,7 +366,7 @@ impl Config {
             if !on {
                 self.audit_log = None;
             } else if self.audit_log.is_none() {
-                self.audit_log = Some(default_audit_path());
+                self.audit_log = Some(audit_default.to_path_buf());
             }
         }
         if let Some(v) = src.var("AUDIT_LOG_PATH") {
@@ -435,6 +409,59 @@ impl Config {
         Ok(())
     }
 
+    /// The tool bridge's and the upstream pool's variables (`MCP_*`).
+    fn apply_bridge_env(&mut self, src: &ConfigSources) -> Result<(), ConfigError> {
+        const MS: &str = "a whole number of milliseconds, at least 1";
+        if let Some(v) = src.var("MCP_CALL_TIMEOUT_MS") {
+            let ms = parse_in("MCP_CALL_TIMEOUT_MS", v, 1..=u64::MAX, MS)?;
+            self.upstream.call_timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = src.var("MCP_CONNECT_TIMEOUT_MS") {
+            let ms = parse_in("MCP_CONNECT_TIMEOUT_MS", v, 1..=u64::MAX, MS)?;
+            self.upstream.connect_timeout = Duration::from_millis(ms);
+        }
+        if let Some(v) = src.var("MCP_MAX_IN_FLIGHT") {
+            let range = 1..=MAX_SLOTS as u64;
+            let n = parse_in(
+                "MCP_MAX_IN_FLIGHT",
+                v,
+                range,
+                "a number of calls from 1 to 1000000",
+            )?;
+            self.upstream.max_in_flight = n as usize;
+        }
+        if let Some(v) = src.var("MCP_MAX_CALLS_PER_RUN") {
+            let n = parse_in(
+                "MCP_MAX_CALLS_PER_RUN",
+                v,
+                0..=u32::MAX as u64,
+                "a number of tool calls, 0 (none) or more",
+            )?;
+            self.bridge.max_calls = n as usize;
+        }
+        Ok(())
+    }
+
+    /// What the server takes from its process environment: `PATH` and `RUST_LOG`.
+    fn apply_process_env(&mut self, src: &ConfigSources) -> Result<(), ConfigError> {
+        if let Some(path) = src.var("PATH") {
+            self.search_path = std::env::split_paths(path).collect();
+        }
+        if let Some(filter) = src.var("RUST_LOG") {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(filter) {
+                return Err(bad_env(
+                    "RUST_LOG",
+                    filter,
+                    &format!(
+                        "expected a log filter such as `info` or `code_executor_mcp=debug` ({e})"
+                    ),
+                ));
+            }
+            self.log_filter = filter.to_string();
+        }
+        Ok(())
+    }
+
     /// Cross-key checks, and resolution of the allowed roots to canonical paths.
     fn validate(&mut self, origin: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, reason: String| ConfigError::BadValue {
@@ -460,10 +487,10 @@ impl Config {
         if self.max_code_size == 0 {
             return Err(bad("security.maxCodeSize", "must be at least 1".into()));
         }
-        if self.pool.max_concurrent == 0 {
+        if !(1..=MAX_SLOTS).contains(&self.pool.max_concurrent) {
             return Err(bad(
                 "pool.maxConcurrent / POOL_MAX_CONCURRENT",
-                "must be at least 1".into(),
+                format!("{} is outside 1..={MAX_SLOTS}", self.pool.max_concurrent),
             ));
         }
         if self.pool.prewarm > 8 {
@@ -488,11 +515,35 @@ impl Config {
     }
 }
 
-fn default_audit_path() -> PathBuf {
-    let base = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    base.join(".code-executor/audit.log")
+/// The merged files, read by dotted key (`security.rateLimit.enabled`); their types were
+/// checked when they were read, so a value of another type is simply absent here.
+struct Merged<'a>(&'a Map<String, Value>);
+
+impl Merged<'_> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut cur = self.0.get(parts.next()?)?;
+        for part in parts {
+            cur = cur.get(part)?;
+        }
+        Some(cur)
+    }
+
+    fn uint(&self, path: &str) -> Option<u64> {
+        self.get(path).and_then(Value::as_u64)
+    }
+
+    fn bool(&self, path: &str) -> Option<bool> {
+        self.get(path).and_then(Value::as_bool)
+    }
+
+    fn string(&self, path: &str) -> Option<String> {
+        self.get(path).and_then(Value::as_str).map(str::to_string)
+    }
+
+    fn list(&self, path: &str) -> Vec<String> {
+        crate::json::string_array(self.get(path))
+    }
 }
 
 fn canonical_roots(origin: &str, roots: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
@@ -537,111 +588,24 @@ fn parse_uint(var: &'static str, v: &str) -> Result<u64, ConfigError> {
     })
 }
 
-fn type_name(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => format!("boolean {b}"),
-        Value::Number(n) => format!("number {n}"),
-        Value::String(s) => format!("string {s:?}"),
-        Value::Array(_) => "an array".into(),
-        Value::Object(_) => "an object".into(),
+/// A whole number in `range`; `accepted` says what is accepted, in words.
+fn parse_in(
+    var: &'static str,
+    v: &str,
+    range: RangeInclusive<u64>,
+    accepted: &str,
+) -> Result<u64, ConfigError> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(bad_env(var, v, &format!("expected {accepted}"))),
     }
 }
 
-/// Walk one file's JSON against the key tree: reject unknown keys and wrong types, and
-/// replace `"env:VAR"` strings by the variable's value (converted to the key's type).
-fn check_tree(
-    file: &Path,
-    key: &str,
-    value: &mut Value,
-    kind: &Kind,
-    src: &ConfigSources,
-) -> Result<(), ConfigError> {
-    let wrong = |expected: &'static str, v: &Value| ConfigError::WrongType {
-        file: file.to_path_buf(),
-        key: key.to_string(),
-        expected,
-        found: type_name(v),
-    };
-    // Substitute env references first, so the type check sees the final value.
-    if let Value::String(s) = value {
-        if let Some(var) = s.strip_prefix("env:") {
-            let raw = src.var(var).ok_or_else(|| ConfigError::MissingEnv {
-                file: file.to_path_buf(),
-                key: key.to_string(),
-                var: var.to_string(),
-            })?;
-            *value = match kind {
-                Kind::Bool => match raw {
-                    "true" | "1" => Value::Bool(true),
-                    "false" | "0" => Value::Bool(false),
-                    _ => Value::String(raw.to_string()),
-                },
-                Kind::UInt => raw
-                    .parse::<u64>()
-                    .map(Value::from)
-                    .unwrap_or_else(|_| Value::String(raw.to_string())),
-                Kind::StrList => Value::Array(
-                    raw.split(':')
-                        .filter(|p| !p.is_empty())
-                        .map(|p| Value::String(p.to_string()))
-                        .collect(),
-                ),
-                _ => Value::String(raw.to_string()),
-            };
-        }
-    }
-    match kind {
-        Kind::Bool if !value.is_boolean() => Err(wrong("a boolean", value)),
-        Kind::UInt if !value.is_u64() => Err(wrong("a non-negative integer", value)),
-        Kind::Str if !value.is_string() => Err(wrong("a string", value)),
-        Kind::StrList => {
-            let Value::Array(items) = value else {
-                return Err(wrong("an array of strings", value));
-            };
-            for (i, item) in items.iter_mut().enumerate() {
-                check_tree(file, &format!("{key}[{i}]"), item, &Kind::Str, src)?;
-            }
-            Ok(())
-        }
-        Kind::Object(children) => {
-            let Value::Object(obj) = value else {
-                return Err(wrong("an object", value));
-            };
-            for (k, v) in obj.iter_mut() {
-                let full = if key.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{key}.{k}")
-                };
-                let Some((_, child)) = children.iter().find(|(name, _)| name == k) else {
-                    return Err(ConfigError::UnknownKey {
-                        file: file.to_path_buf(),
-                        key: full,
-                        known: children
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                    });
-                };
-                check_tree(file, &full, v, child, src)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Deep merge: objects merge key by key, anything else is replaced by the later value.
-fn merge(into: &mut Map<String, Value>, from: Map<String, Value>) {
-    for (k, v) in from {
-        match (into.get_mut(&k), v) {
-            (Some(Value::Object(a)), Value::Object(b)) => merge(a, b),
-            (_, v) => {
-                into.insert(k, v);
-            }
-        }
+fn bad_env(var: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::BadEnv {
+        var,
+        value: value.to_string(),
+        reason: reason.to_string(),
     }
 }
 
@@ -783,9 +747,31 @@ mod tests {
                 ("POOL_QUEUE_TIMEOUT_MS", "500"),
                 ("CODE_EXECUTOR_PREWARM", "2"),
                 ("SANDBOX_RUN_PATH", "/opt/sandbox-run"),
+                ("MCP_CALL_TIMEOUT_MS", "1500"),
+                ("MCP_CONNECT_TIMEOUT_MS", "2500"),
+                ("MCP_MAX_IN_FLIGHT", "3"),
+                ("MCP_MAX_CALLS_PER_RUN", "0"),
+                ("TMPDIR", "/var/tmp"),
+                ("PATH", "/opt/bin:/usr/bin"),
+                ("RUST_LOG", "debug"),
             ],
         ))
         .unwrap();
+        assert_eq!(
+            c.upstream,
+            UpstreamSettings {
+                call_timeout: Duration::from_millis(1500),
+                connect_timeout: Duration::from_millis(2500),
+                max_in_flight: 3,
+            }
+        );
+        assert_eq!(c.bridge, BridgeLimits { max_calls: 0 });
+        assert_eq!(c.temp_dir, PathBuf::from("/var/tmp"));
+        assert_eq!(
+            c.search_path,
+            vec![PathBuf::from("/opt/bin"), PathBuf::from("/usr/bin")]
+        );
+        assert_eq!(c.log_filter, "debug");
         assert_eq!(c.max_code_size, 5);
         assert_eq!(c.allow_read, vec![proj.clone()]);
         assert_eq!(c.allow_write, vec![proj]);
@@ -827,6 +813,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("CODE_EXECUTOR_TIMEOUT_MS"), "{e}");
+    }
+
+    /// Every variable that takes a number, a boolean or a path rejects a bad value with an
+    /// error naming the variable, the value and what it accepts; none falls back to a default.
+    #[test]
+    fn every_variable_refuses_a_bad_value() {
+        let d = tmpdir("badvars");
+        let cases: &[(&str, &str, &str)] = &[
+            ("ENABLE_AUDIT_LOG", "maybe", "true or false"),
+            ("CODE_EXECUTOR_TIMEOUT_MS", "soon", "non-negative integer"),
+            ("CODE_EXECUTOR_TIMEOUT_MS", "10", "outside 1000..=300000"),
+            ("CODE_EXECUTOR_RATE_LIMIT_RPM", "-1", "non-negative integer"),
+            ("POOL_MAX_CONCURRENT", "lots", "non-negative integer"),
+            ("POOL_MAX_CONCURRENT", "0", "outside 1..=1000000"),
+            ("POOL_MAX_CONCURRENT", "99999999999", "outside 1..=1000000"),
+            ("POOL_QUEUE_SIZE", "many", "non-negative integer"),
+            ("POOL_QUEUE_TIMEOUT_MS", "1.5", "non-negative integer"),
+            ("CODE_EXECUTOR_PREWARM", "9", "more than 8"),
+            ("CODE_EXECUTOR_PREWARM", "x", "non-negative integer"),
+            ("MCP_CALL_TIMEOUT_MS", "0", "at least 1"),
+            ("MCP_CALL_TIMEOUT_MS", "fast", "at least 1"),
+            ("MCP_CONNECT_TIMEOUT_MS", "0", "at least 1"),
+            ("MCP_MAX_IN_FLIGHT", "0", "from 1 to 1000000"),
+            ("MCP_MAX_IN_FLIGHT", "99999999999", "from 1 to 1000000"),
+            ("MCP_MAX_CALLS_PER_RUN", "-5", "0 (none) or more"),
+            ("TMPDIR", "relative/tmp", "absolute path"),
+            ("RUST_LOG", "info,[", "log filter"),
+            ("ALLOWED_PROJECTS", "relative/dir", "not an absolute path"),
+            ("ALLOWED_PROJECTS", "/does/not/exist", "cannot be resolved"),
+            (
+                "CODE_EXECUTOR_CONFIG_PATH",
+                "/does/not/exist.json",
+                "cannot read",
+            ),
+        ];
+        for (var, value, accepted) in cases {
+            let e = match Config::load(&sources(&d, &[(var, value)])) {
+                Ok(_) => panic!("{var}={value} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                e.contains(var) && e.contains(value) && e.contains(accepted),
+                "{var}={value}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! killed; [`Upstreams::shutdown`] closes them cleanly first.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -26,8 +25,8 @@ use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::{json, Map, Value};
 use tokio::sync::Semaphore;
 
-/// The entry of our own server in a shared `mcpServers` file: never connected (no self-loop).
-pub const SELF_NAME: &str = "code-executor";
+use crate::config::{Transport, UpstreamSettings, UpstreamSpec};
+use crate::sys::set_parent_death_signal;
 
 /// How often upstreams that are down are retried in the background.
 pub const RETRY_EVERY: Duration = Duration::from_secs(30);
@@ -35,207 +34,6 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(30);
 /// After a failed connect, calls fail fast with the last error for this long instead of
 /// starting the upstream again on every call.
 const RETRY_BACKOFF: Duration = Duration::from_secs(2);
-
-/// How one upstream is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Transport {
-    /// A child process speaking MCP on stdin/stdout.
-    Stdio {
-        command: String,
-        args: Vec<String>,
-        env: BTreeMap<String, String>,
-    },
-    /// A Streamable HTTP endpoint.
-    Http {
-        url: String,
-        headers: BTreeMap<String, String>,
-    },
-}
-
-/// One configured upstream server.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamSpec {
-    pub name: String,
-    pub transport: Transport,
-    /// The file that defined it (the last one, when several did).
-    pub origin: PathBuf,
-}
-
-/// Limits of the client pool (from the environment, see [`Settings::from_env`]).
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// Per tool call, including waiting for a free slot and for a reconnect.
-    pub call_timeout: Duration,
-    /// Per connect (start, `initialize`, first `tools/list`).
-    pub connect_timeout: Duration,
-    /// Calls in flight per upstream; more wait for a slot (within the call timeout).
-    pub max_in_flight: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            call_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(15),
-            max_in_flight: 16,
-        }
-    }
-}
-
-impl Settings {
-    /// `MCP_CALL_TIMEOUT_MS`, `MCP_CONNECT_TIMEOUT_MS`, `MCP_MAX_IN_FLIGHT`; unset or
-    /// unparsable values keep the defaults (30 s, 15 s, 16).
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
-        let mut s = Settings::default();
-        let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
-        if let Some(ms) = num("MCP_CALL_TIMEOUT_MS").filter(|m| *m > 0) {
-            s.call_timeout = Duration::from_millis(ms);
-        }
-        if let Some(ms) = num("MCP_CONNECT_TIMEOUT_MS").filter(|m| *m > 0) {
-            s.connect_timeout = Duration::from_millis(ms);
-        }
-        if let Some(n) = num("MCP_MAX_IN_FLIGHT").filter(|n| *n > 0) {
-            s.max_in_flight = n as usize;
-        }
-        s
-    }
-
-    pub fn from_env() -> Self {
-        Self::from_vars(|k| std::env::var(k).ok())
-    }
-}
-
-/// Read `mcpServers` from `.mcp.json` in `cwd`, `~/.claude.json`, then `mcp_config_path`;
-/// a later file wins per server name. Returns the servers and one message per problem
-/// (an unreadable file or a bad entry is reported, never fatal).
-pub fn load_specs(
-    cwd: &Path,
-    home: Option<&Path>,
-    mcp_config_path: Option<&Path>,
-) -> (Vec<UpstreamSpec>, Vec<String>) {
-    let mut files = vec![cwd.join(".mcp.json")];
-    if let Some(h) = home {
-        files.push(h.join(".claude.json"));
-    }
-    let explicit = mcp_config_path.map(Path::to_path_buf);
-    if let Some(p) = &explicit {
-        files.push(p.clone());
-    }
-    let mut merged: BTreeMap<String, UpstreamSpec> = BTreeMap::new();
-    let mut problems = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(t) => t,
-            Err(e)
-                if e.kind() == std::io::ErrorKind::NotFound && Some(&file) != explicit.as_ref() =>
-            {
-                continue
-            }
-            Err(e) => {
-                problems.push(format!("{}: cannot read: {e}", file.display()));
-                continue;
-            }
-        };
-        let v: Value = match serde_json::from_str(&text) {
-            Ok(v) => v,
-            Err(e) => {
-                problems.push(format!("{}: not valid JSON: {e}", file.display()));
-                continue;
-            }
-        };
-        let Some(servers) = v.get("mcpServers") else {
-            continue;
-        };
-        let Some(servers) = servers.as_object() else {
-            problems.push(format!("{}: `mcpServers` is not an object", file.display()));
-            continue;
-        };
-        for (name, entry) in servers {
-            if name == SELF_NAME {
-                continue;
-            }
-            match parse_entry(name, entry) {
-                Ok(transport) => {
-                    merged.insert(
-                        name.clone(),
-                        UpstreamSpec {
-                            name: name.clone(),
-                            transport,
-                            origin: file.clone(),
-                        },
-                    );
-                }
-                Err(e) => problems.push(format!(
-                    "{}: mcpServers.{name}: {e}; the server is skipped",
-                    file.display()
-                )),
-            }
-        }
-    }
-    (merged.into_values().collect(), problems)
-}
-
-fn parse_entry(name: &str, v: &Value) -> Result<Transport, String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-        || name.contains("__")
-    {
-        return Err(
-            "the name must be made of A-Z a-z 0-9 _ . - without `__` (it becomes mcp__<name>__<tool>)"
-                .into(),
-        );
-    }
-    let o = v.as_object().ok_or("the entry is not an object")?;
-    let strings = |k: &str| -> Result<BTreeMap<String, String>, String> {
-        match o.get(k) {
-            None | Some(Value::Null) => Ok(BTreeMap::new()),
-            Some(Value::Object(m)) => m
-                .iter()
-                .map(|(k2, v)| match v {
-                    Value::String(s) => Ok((k2.clone(), s.clone())),
-                    _ => Err(format!("`{k}.{k2}` must be a string")),
-                })
-                .collect(),
-            Some(_) => Err(format!("`{k}` must be an object of strings")),
-        }
-    };
-    let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-    match (kind, o.get("url"), o.get("command")) {
-        ("sse", _, _) => Err(
-            "the legacy SSE transport is not supported; use Streamable HTTP (`type: \"http\"`)"
-                .into(),
-        ),
-        ("http" | "streamable-http" | "streamableHttp", Some(Value::String(url)), _)
-        | ("", Some(Value::String(url)), None) => Ok(Transport::Http {
-            url: url.clone(),
-            headers: strings("headers")?,
-        }),
-        ("" | "stdio", _, Some(Value::String(command))) if !command.is_empty() => {
-            let args = match o.get("args") {
-                None | Some(Value::Null) => Vec::new(),
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .ok_or("`args` must be strings")
-                    })
-                    .collect::<Result<_, _>>()?,
-                Some(_) => return Err("`args` must be an array of strings".into()),
-            };
-            Ok(Transport::Stdio {
-                command: command.clone(),
-                args,
-                env: strings("env")?,
-            })
-        }
-        _ => {
-            Err("expected {command, args?, env?} (stdio) or {type: \"http\", url, headers?}".into())
-        }
-    }
-}
 
 /// Why a tool call did not produce a tool result.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -260,7 +58,7 @@ pub enum CallError {
 
 /// Connection state of one upstream, for `health`.
 #[derive(Debug, Clone)]
-pub enum Status {
+pub enum UpstreamStatus {
     Connecting,
     Connected { tools: usize },
     Failed { reason: String },
@@ -314,12 +112,12 @@ struct Live {
 /// One upstream server and its session.
 pub struct Upstream {
     pub spec: UpstreamSpec,
-    settings: Settings,
+    settings: UpstreamSettings,
     /// Held while connecting, so concurrent callers wait for one connect instead of starting
     /// the upstream several times.
     live: tokio::sync::Mutex<Option<Live>>,
     tools: Arc<RwLock<Vec<Tool>>>,
-    status: Mutex<Status>,
+    status: Mutex<UpstreamStatus>,
     last_failure: Mutex<Option<Instant>>,
     slots: Semaphore,
     /// Cancelled at shutdown: stops a connect in progress (its child is killed with it).
@@ -327,29 +125,29 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    fn new(spec: UpstreamSpec, settings: Settings) -> Self {
+    fn new(spec: UpstreamSpec, settings: UpstreamSettings) -> Self {
         Upstream {
             slots: Semaphore::new(settings.max_in_flight),
             spec,
             settings,
             live: tokio::sync::Mutex::new(None),
             tools: Arc::new(RwLock::new(Vec::new())),
-            status: Mutex::new(Status::Connecting),
+            status: Mutex::new(UpstreamStatus::Connecting),
             last_failure: Mutex::new(None),
             closing: tokio_util::sync::CancellationToken::new(),
         }
     }
 
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> UpstreamStatus {
         match &*self.status.lock().unwrap_or_else(|e| e.into_inner()) {
-            Status::Connected { .. } => Status::Connected {
+            UpstreamStatus::Connected { .. } => UpstreamStatus::Connected {
                 tools: self.tools().len(),
             },
             s => s.clone(),
         }
     }
 
-    fn set_status(&self, s: Status) {
+    fn set_status(&self, s: UpstreamStatus) {
         *self.status.lock().unwrap_or_else(|e| e.into_inner()) = s;
     }
 
@@ -375,7 +173,7 @@ impl Upstream {
             .unwrap_or_else(|e| e.into_inner())
             .is_some_and(|t| t.elapsed() < RETRY_BACKOFF);
         if recent_failure {
-            if let Status::Failed { reason } = self.status() {
+            if let UpstreamStatus::Failed { reason } = self.status() {
                 return Err(CallError::Unavailable {
                     server: self.spec.name.clone(),
                     reason: format!("{reason} (retrying in a moment)"),
@@ -388,7 +186,7 @@ impl Upstream {
                 reason: "the server is shutting down".into(),
             });
         }
-        self.set_status(Status::Connecting);
+        self.set_status(UpstreamStatus::Connecting);
         let connect = tokio::select! {
             r = tokio::time::timeout(self.settings.connect_timeout, self.connect()) => r,
             _ = self.closing.cancelled() => Ok(Err("the server is shutting down".to_string())),
@@ -397,7 +195,7 @@ impl Upstream {
             Ok(Ok((l, list))) => {
                 let peer = l.session.peer().clone();
                 *self.tools.write().unwrap_or_else(|e| e.into_inner()) = list;
-                self.set_status(Status::Connected { tools: 0 });
+                self.set_status(UpstreamStatus::Connected { tools: 0 });
                 *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 tracing::info!(server = %self.spec.name, tools = self.tools().len(), "upstream connected");
                 *live = Some(l);
@@ -413,7 +211,7 @@ impl Upstream {
 
     fn failed(&self, reason: String) -> CallError {
         tracing::warn!(server = %self.spec.name, "upstream unavailable: {reason}");
-        self.set_status(Status::Failed {
+        self.set_status(UpstreamStatus::Failed {
             reason: reason.clone(),
         });
         *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
@@ -530,7 +328,7 @@ impl Upstream {
                 message: e.message.to_string(),
             }),
             Ok(Err(e)) => {
-                self.set_status(Status::Failed {
+                self.set_status(UpstreamStatus::Failed {
                     reason: format!("connection lost: {e}"),
                 });
                 Err(CallError::Disconnected {
@@ -561,7 +359,7 @@ impl Upstream {
     }
 
     fn is_live(&self) -> bool {
-        matches!(self.status(), Status::Connected { .. })
+        matches!(self.status(), UpstreamStatus::Connected { .. })
     }
 
     async fn close(&self) {
@@ -574,21 +372,6 @@ impl Upstream {
         if let Some(pid) = l.pid {
             kill_if_our_child(pid);
         }
-    }
-}
-
-/// Make a child die with the server even if the server is killed (SIGKILL leaves no chance
-/// to clean up). The signal follows the thread that forked, and tokio's worker threads live
-/// as long as the runtime, which is the server's lifetime.
-fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
     }
 }
 
@@ -614,11 +397,15 @@ pub struct Upstreams {
     servers: BTreeMap<String, Arc<Upstream>>,
     /// Problems met while reading the configuration, for `health`.
     pub config_problems: Vec<String>,
-    pub settings: Settings,
+    pub settings: UpstreamSettings,
 }
 
 impl Upstreams {
-    pub fn new(specs: Vec<UpstreamSpec>, problems: Vec<String>, settings: Settings) -> Self {
+    pub fn new(
+        specs: Vec<UpstreamSpec>,
+        problems: Vec<String>,
+        settings: UpstreamSettings,
+    ) -> Self {
         let servers = specs
             .into_iter()
             .map(|s| (s.name.clone(), Arc::new(Upstream::new(s, settings.clone()))))
@@ -632,7 +419,7 @@ impl Upstreams {
 
     /// No upstream configured.
     pub fn empty() -> Self {
-        Self::new(Vec::new(), Vec::new(), Settings::default())
+        Self::new(Vec::new(), Vec::new(), UpstreamSettings::default())
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Upstream>> {
@@ -689,7 +476,7 @@ impl Upstreams {
     /// (discovery uses this: it must not stall on a slow upstream).
     pub fn nudge_down(&self) {
         for u in self.servers.values() {
-            if let Status::Failed { .. } = u.status() {
+            if let UpstreamStatus::Failed { .. } = u.status() {
                 let u = u.clone();
                 tokio::spawn(async move { u.ensure_connected().await });
             }
@@ -705,12 +492,12 @@ impl Upstreams {
         for (name, u) in &self.servers {
             let st = u.status();
             let (state, extra) = match &st {
-                Status::Connected { tools } => {
+                UpstreamStatus::Connected { tools } => {
                     connected += 1;
                     ("connected", json!({"tools": tools}))
                 }
-                Status::Connecting => ("connecting", json!({})),
-                Status::Failed { reason } => {
+                UpstreamStatus::Connecting => ("connecting", json!({})),
+                UpstreamStatus::Failed { reason } => {
                     failed.push(json!({"name": name, "reason": reason}));
                     ("failed", json!({"reason": reason}))
                 }
@@ -736,67 +523,5 @@ impl Upstreams {
         for c in closes {
             c.await;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn merges_files_last_wins_and_skips_self() {
-        let dir = tempfile::tempdir().unwrap();
-        let cwd = dir.path().join("proj");
-        let home = dir.path().join("home");
-        std::fs::create_dir_all(&cwd).unwrap();
-        std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(
-            cwd.join(".mcp.json"),
-            r#"{"mcpServers": {"a": {"command": "one"}, "code-executor": {"command": "x"},
-                "bad name": {"command": "y"}}}"#,
-        )
-        .unwrap();
-        std::fs::write(
-            home.join(".claude.json"),
-            r#"{"mcpServers": {"a": {"command": "two", "args": ["-v"], "env": {"K": "V"}},
-                "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer t"}},
-                "old": {"type": "sse", "url": "http://x"}}}"#,
-        )
-        .unwrap();
-        let explicit = dir.path().join("mcp.json");
-        std::fs::write(&explicit, r#"{"mcpServers": {"b": {"command": "three"}}}"#).unwrap();
-        let (specs, problems) = load_specs(&cwd, Some(&home), Some(&explicit));
-        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["a", "b", "web"]);
-        assert_eq!(
-            specs[0].transport,
-            Transport::Stdio {
-                command: "two".into(),
-                args: vec!["-v".into()],
-                env: [("K".to_string(), "V".to_string())].into()
-            }
-        );
-        assert!(
-            matches!(&specs[2].transport, Transport::Http { headers, .. } if headers["Authorization"] == "Bearer t")
-        );
-        assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("bad name")));
-        assert!(problems.iter().any(|p| p.contains("SSE")));
-
-        // A named file that is missing is a problem; the default files may be absent.
-        let (specs, problems) = load_specs(&home, None, Some(&dir.path().join("nope.json")));
-        assert!(specs.is_empty());
-        assert!(problems[0].contains("cannot read"), "{problems:?}");
-    }
-
-    #[test]
-    fn settings_from_vars() {
-        let s = Settings::from_vars(|k| match k {
-            "MCP_CALL_TIMEOUT_MS" => Some("1500".into()),
-            "MCP_MAX_IN_FLIGHT" => Some("0".into()),
-            _ => None,
-        });
-        assert_eq!(s.call_timeout, Duration::from_millis(1500));
-        assert_eq!(s.max_in_flight, 16);
     }
 }

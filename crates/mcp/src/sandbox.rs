@@ -6,12 +6,16 @@
 //! process group and `kill_on_drop`, and sandbox-run's init dies with it (PDEATHSIG): killing
 //! the child is how a run is cancelled, timed out as a backstop, or stopped at shutdown.
 
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use code_executor::policy::{Degradation, Size};
+use code_executor::report::RunStatus;
+use code_executor::{Invocation, RunReport};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -58,49 +62,19 @@ pub struct RunSpec {
     pub write: Vec<PathBuf>,
     pub net: Vec<String>,
     pub timeout_ms: u64,
+    /// CPU share of the whole run, in CPUs (`--cpus`).
+    pub cpus: Option<f64>,
+    /// Total the run may add to its writable grants (`--write-limit`).
+    pub write_limit: Option<Size>,
+    /// Weaker modes the configuration accepts (`--allow-degraded`).
+    pub allow_degraded: Vec<Degradation>,
     pub code: String,
-    /// Private host directory of this run (holds the report); removed by the caller.
+    /// Private host directory of this run (holds the bridge socket); removed by the caller.
     pub run_dir: PathBuf,
 }
 
-/// The launcher's JSON report, read defensively (every field optional, unknown ones ignored).
-#[derive(Debug, Clone, Default)]
-pub struct RunReport {
-    pub status: Option<String>,
-    pub exit_code: Option<i32>,
-    pub signal: Option<i32>,
-    pub limit_hit: Option<String>,
-    pub degraded: Vec<String>,
-    pub cpu_time_ms: Option<f64>,
-    pub peak_memory_bytes: Option<u64>,
-    /// The launcher's own explanation when setup failed.
-    pub error: Option<String>,
-    /// Network connection decisions of the egress proxy, as the launcher wrote them.
-    pub network: Vec<Value>,
-}
-
-impl RunReport {
-    fn parse(text: &str) -> Option<RunReport> {
-        let v: Value = serde_json::from_str(text).ok()?;
-        let int = |k: &str| v.get(k).and_then(Value::as_i64).map(|n| n as i32);
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-        Some(RunReport {
-            status: s("status"),
-            exit_code: int("exit_code"),
-            signal: int("signal"),
-            limit_hit: s("limit_hit"),
-            error: s("error"),
-            network: v
-                .get("network")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
-            cpu_time_ms: v.get("cpu_time_ms").and_then(Value::as_f64),
-            peak_memory_bytes: v.get("peak_memory_bytes").and_then(Value::as_u64),
-            degraded: crate::json::string_array(v.get("degraded")),
-        })
-    }
-}
+/// The descriptor at which `sandbox-run` receives the pipe for its report.
+pub const REPORT_FD: i32 = 3;
 
 /// Captured output of one stream: the kept prefix and how many bytes were dropped.
 #[derive(Debug, Clone, Default)]
@@ -131,7 +105,8 @@ pub struct RunOutput {
     /// Exit code of sandbox-run (the command's own, or 124/125/126/127, or 128+N).
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
-    pub report: Option<RunReport>,
+    /// sandbox-run's report, or why there is none (it was killed before writing one).
+    pub report: Result<RunReport, String>,
     pub wall_ms: u64,
     /// The server stopped the run itself: its deadline passed (a prewarmed run) or the
     /// launcher outlived its own timeout.
@@ -144,10 +119,7 @@ impl RunOutput {
         if self.backstop_killed {
             return true;
         }
-        match &self.report {
-            Some(r) if r.status.is_some() => r.status.as_deref() == Some("timeout"),
-            _ => self.exit_code == Some(124),
-        }
+        matches!(&self.report, Ok(r) if r.status == RunStatus::Timeout)
     }
 }
 
@@ -172,42 +144,33 @@ impl Drop for GroupGuard {
     }
 }
 
-/// The sandbox-run argument list for `spec` (everything before and including the command).
-pub fn launcher_args(spec: &RunSpec, report: &Path) -> Vec<String> {
-    let mut a = vec![
-        "--policy".to_string(),
-        spec.runtime.policy().to_string(),
-        "--workdir".into(),
-        "/workspace".into(),
-        "--timeout".into(),
-        format!("{:.3}", spec.timeout_ms as f64 / 1000.0),
-        "--report".into(),
-        report.display().to_string(),
-        "--env".into(),
-        "NO_COLOR=1".into(),
-    ];
+/// The sandbox-run invocation for `spec`: typed, so a flag renamed in sandbox-run breaks the
+/// build (and `code_executor::invocation`'s round-trip test), not a run.
+pub fn invocation(spec: &RunSpec) -> Invocation {
+    let mut env = vec![("NO_COLOR".to_string(), "1".to_string())];
     match spec.runtime {
-        GuestRuntime::Deno => {
-            a.extend(["--env".into(), "DENO_NO_UPDATE_CHECK=1".into()]);
-        }
-        GuestRuntime::Python => {
-            a.extend(["--env".into(), "PYTHONDONTWRITEBYTECODE=1".into()]);
-        }
+        GuestRuntime::Deno => env.push(("DENO_NO_UPDATE_CHECK".into(), "1".into())),
+        GuestRuntime::Python => env.push(("PYTHONDONTWRITEBYTECODE".into(), "1".into())),
         GuestRuntime::Node => {}
     }
-    for p in &spec.read {
-        a.extend(["--allow-read".into(), p.display().to_string()]);
+    Invocation {
+        policy: Some(spec.runtime.policy().to_string()),
+        workdir: Some("/workspace".into()),
+        timeout_secs: Some(spec.timeout_ms as f64 / 1000.0),
+        cpus: spec.cpus,
+        write_limit: spec.write_limit,
+        allow_degraded: spec.allow_degraded.clone(),
+        env,
+        allow_read: spec.read.clone(),
+        allow_write: spec.write.clone(),
+        allow_net: spec.net.iter().filter(|n| !n.is_empty()).cloned().collect(),
+        // No sandbox outlives the server, even one killed without a chance to clean up.
+        die_with_parent: true,
+        report_fd: Some(REPORT_FD),
+        program: spec.command.clone().into_os_string(),
+        args: spec.args.iter().map(Into::into).collect(),
+        ..Invocation::default()
     }
-    for p in &spec.write {
-        a.extend(["--allow-write".into(), p.display().to_string()]);
-    }
-    for n in spec.net.iter().filter(|n| !n.is_empty()) {
-        a.extend(["--allow-net".into(), n.clone()]);
-    }
-    a.push("--".into());
-    a.push(spec.command.display().to_string());
-    a.extend(spec.args.iter().cloned());
-    a
 }
 
 /// A launched `sandbox-run` whose interpreter is starting (or waiting) for its code on stdin.
@@ -215,7 +178,10 @@ pub fn launcher_args(spec: &RunSpec, report: &Path) -> Vec<String> {
 pub struct Launched {
     child: tokio::process::Child,
     guard: GroupGuard,
-    report_path: PathBuf,
+    /// The report, read from sandbox-run's report pipe until it closes: the only way the
+    /// server learns how a run ended. Read concurrently so a large report never blocks
+    /// sandbox-run on a full pipe.
+    report: tokio::task::JoinHandle<Result<RunReport, String>>,
     spawned_at: Instant,
 }
 
@@ -231,30 +197,48 @@ pub enum Deadline {
     Server,
 }
 
-/// Starts sandbox-run for `spec` (its code is not sent yet). `--die-with-parent`: no sandbox
-/// outlives the server, even one killed without a chance to clean up.
+/// Starts sandbox-run for `spec` (its code is not sent yet), with the write end of a fresh
+/// pipe as its report descriptor.
 pub fn spawn(spec: &RunSpec) -> Result<Launched, SandboxError> {
-    let report_path = spec.run_dir.join("report.json");
+    let (report_r, report_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| SandboxError::Spawn {
+            path: spec.sandbox_run.clone(),
+            source: e.into(),
+        })?;
     let mut cmd = Command::new(&spec.sandbox_run);
-    cmd.arg("--die-with-parent")
-        .args(launcher_args(spec, &report_path))
+    cmd.args(invocation(spec).to_args())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    crate::sys::pass_fds(&mut cmd, vec![(report_w.as_raw_fd(), REPORT_FD)]);
     let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
         path: spec.sandbox_run.clone(),
         source,
     })?;
+    drop(report_w);
     let guard = GroupGuard {
         pgid: child.id().map(|p| p as i32),
     };
     Ok(Launched {
         child,
         guard,
-        report_path,
+        report: tokio::task::spawn_blocking(move || read_report(report_r)),
         spawned_at: Instant::now(),
     })
+}
+
+/// Reads the report pipe to its end (sandbox-run and everything it started are gone) and
+/// parses the one report type both sides share.
+fn read_report(pipe: OwnedFd) -> Result<RunReport, String> {
+    let mut text = Vec::new();
+    std::fs::File::from(pipe)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("reading the report pipe: {e}"))?;
+    if text.is_empty() {
+        return Err("sandbox-run ended without writing its report".into());
+    }
+    serde_json::from_slice(&text).map_err(|e| format!("sandbox-run's report is not valid: {e}"))
 }
 
 impl Launched {
@@ -340,9 +324,10 @@ impl Launched {
         // Reaped: the pgid may be reused from now on, so the guard must not signal it.
         self.guard.pgid = None;
         let wall_ms = start.elapsed().as_millis() as u64;
-        let report = std::fs::read_to_string(&self.report_path)
-            .ok()
-            .and_then(|t| RunReport::parse(&t));
+        let report = match self.report.await {
+            Ok(r) => r,
+            Err(e) => Err(format!("the report reader failed: {e}")),
+        };
         Ok(RunOutput {
             stdout: out,
             stderr: err,
@@ -403,23 +388,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn report_is_read_defensively() {
-        let r = RunReport::parse(
-            r#"{"status":"exited","exit_code":3,"signal":null,"limit_hit":"memory","degraded":["seccomp"],"new_field":1}"#,
-        )
-        .unwrap();
-        assert_eq!(r.exit_code, Some(3));
-        assert_eq!(r.limit_hit.as_deref(), Some("memory"));
-        assert_eq!(r.degraded, vec!["seccomp".to_string()]);
-        assert!(RunReport::parse(r#"{"status":5}"#)
-            .unwrap()
-            .status
-            .is_none());
-        assert!(RunReport::parse("not json").is_none());
-    }
-
-    #[test]
-    fn launcher_arguments() {
+    fn the_invocation_says_what_the_run_may_do() {
         let spec = RunSpec {
             sandbox_run: "/x/sandbox-run".into(),
             runtime: GuestRuntime::Python,
@@ -429,17 +398,27 @@ mod tests {
             write: vec!["/w".into()],
             net: vec!["".into(), "example.com:443".into()],
             timeout_ms: 2500,
+            cpus: Some(1.0),
+            write_limit: None,
+            allow_degraded: vec![Degradation::UnboundedWrites],
             code: String::new(),
             run_dir: "/tmp/run".into(),
         };
-        let a = launcher_args(&spec, Path::new("/tmp/run/report.json")).join(" ");
-        assert!(a.starts_with("--policy python --workdir /workspace --timeout 2.500 --report /tmp/run/report.json"), "{a}");
-        assert!(
-            a.contains(
-                "--allow-read /r --allow-write /w --allow-net example.com:443 -- python3 -c R"
-            ),
-            "{a}"
-        );
+        let inv = invocation(&spec);
+        assert_eq!(inv.policy.as_deref(), Some("python"));
+        assert_eq!(inv.timeout_secs, Some(2.5));
+        assert_eq!(inv.report_fd, Some(REPORT_FD));
+        assert!(inv.die_with_parent);
+        assert_eq!(inv.allow_net, vec!["example.com:443".to_string()]);
+        let a: Vec<String> = inv
+            .to_args()
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let a = a.join(" ");
+        assert!(a.contains("--cpus=1 "), "{a}");
+        assert!(a.contains("--allow-degraded=unbounded-writes"), "{a}");
+        assert!(a.ends_with("-- python3 -c R"), "{a}");
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! The only `unsafe` code of the server, kept in one place so a reviewer reads it all at once.
 //!
 //! The server never configures a sandbox itself (that is `sandbox-run`'s job, in its own
-//! single-threaded process); what is left here is one step between fork and exec of an
-//! upstream MCP server's child process.
+//! single-threaded process); what is left here are steps between fork and exec of a child:
+//! an upstream MCP server's parent-death signal, and the descriptors handed to `sandbox-run`.
 #![allow(unsafe_code)]
 
 /// Make a child die with the server even if the server is killed (SIGKILL leaves no chance
@@ -17,6 +17,45 @@ pub fn set_parent_death_signal(cmd: &mut tokio::process::Command) {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Hands descriptors to a child at fixed numbers: each `(source, target)` pair makes the
+/// child's `target` a copy of the parent's `source`, open across exec. The sources stay
+/// close-on-exec in the parent, so no other child (the server spawns many at once) inherits
+/// them. The caller keeps every source open until `spawn` returns.
+pub fn pass_fds(
+    cmd: &mut tokio::process::Command,
+    fds: Vec<(std::os::fd::RawFd, std::os::fd::RawFd)>,
+) {
+    // Sources are first copied above every target, so that one dup2 never overwrites a source
+    // that a later pair still needs.
+    let above = fds.iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
+    // SAFETY: the closure runs in the child between fork and exec and only makes
+    // async-signal-safe calls (fcntl, dup2) on descriptors the parent keeps open until spawn
+    // returns; it allocates nothing (the Vec was built before the fork and is only read) and
+    // takes no lock.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut high = [0 as libc::c_int; 16];
+            if fds.len() > high.len() {
+                return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+            }
+            for (i, (source, _)) in fds.iter().enumerate() {
+                let h = libc::fcntl(*source, libc::F_DUPFD_CLOEXEC, above);
+                if h < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                high[i] = h;
+            }
+            for (i, (_, target)) in fds.iter().enumerate() {
+                // dup2 clears close-on-exec on the target: it survives the exec.
+                if libc::dup2(high[i], *target) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });

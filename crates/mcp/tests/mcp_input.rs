@@ -198,7 +198,11 @@ async fn granted_paths_are_visible_and_nothing_else() {
     // A symlink pointing into the root is fine: the resolved target is what is granted.
     let link = env.path().join("link-to-in");
     std::os::unix::fs::symlink(proj.join("in"), &link).unwrap();
-    let env = env.set("ALLOWED_PROJECTS", proj.display().to_string());
+    // /tmp has no project quotas here: writable grants need the named weaker mode; without
+    // it they are refused (a_writable_grant_without_a_bound_is_refused_with_the_way_out).
+    let env = env
+        .set("ALLOWED_PROJECTS", proj.display().to_string())
+        .set("CODE_EXECUTOR_ALLOW_DEGRADED", "unbounded-writes");
     let c = env.start().await;
     let proj_c = proj.canonicalize().unwrap();
     let data = proj_c.join("in/data.txt").display().to_string();
@@ -313,4 +317,37 @@ async fn malformed_json_does_not_stop_the_server() {
         .expect("server did not exit on stdin EOF")
         .unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// A writable grant on a file system where the sandbox cannot bound the total written (here:
+/// /tmp, no project quotas) is refused, and the error names the server's setting that accepts
+/// the weaker mode; with it, the run proceeds and the result says what was not enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writable_grant_without_a_bound_is_refused_with_the_way_out() {
+    let env = ServerEnv::new();
+    let out = env.path().join("proj/out");
+    std::fs::create_dir_all(&out).unwrap();
+    set_mode(&out, 0o777);
+    let proj = env.path().join("proj").display().to_string();
+    let target = out.canonicalize().unwrap().join("f.txt");
+    let code = format!("open({:?}, 'w').write('x')", target.display().to_string());
+    let args = json!({"code": code, "permissions": {"write": [out.display().to_string()]}});
+
+    let env = env.set("ALLOWED_PROJECTS", proj);
+    let c = env.start().await;
+    let r = c.call("executePython", args.clone()).await;
+    assert_eq!(r.is_error, Some(true), "{}", text(&r));
+    let e = error(&r);
+    assert!(e.contains("unbounded-writes"), "{e}");
+    assert!(e.contains("sandbox.allowDegraded"), "{e}");
+    assert!(!target.exists(), "nothing ran");
+
+    drop(c);
+    let env = env.set("CODE_EXECUTOR_ALLOW_DEGRADED", "unbounded-writes");
+    let c = env.start().await;
+    let r = c.call("executePython", args).await;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "x");
+    let degraded = sc(&r)["sandboxDegraded"].to_string();
+    assert!(degraded.contains("unbounded-writes"), "{degraded}");
 }

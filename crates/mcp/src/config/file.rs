@@ -16,6 +16,8 @@ use super::error::ConfigError;
 enum KeyKind {
     Bool,
     UInt,
+    /// Any JSON number (fractions allowed).
+    Num,
     Str,
     StrList,
     Object(&'static [(&'static str, KeyKind)]),
@@ -55,11 +57,17 @@ const POOL_KEYS: &[(&str, KeyKind)] = &[
     ("queueTimeoutMs", KeyKind::UInt),
     ("prewarm", KeyKind::UInt),
 ];
+const SANDBOX_KEYS: &[(&str, KeyKind)] = &[
+    ("cpus", KeyKind::Num),
+    ("writeLimit", KeyKind::Str),
+    ("allowDegraded", KeyKind::StrList),
+];
 const ROOT_KEYS: &[(&str, KeyKind)] = &[
     ("$schema", KeyKind::Str),
     ("security", KeyKind::Object(SECURITY_KEYS)),
     ("executors", KeyKind::Object(EXECUTOR_KEYS)),
     ("pool", KeyKind::Object(POOL_KEYS)),
+    ("sandbox", KeyKind::Object(SANDBOX_KEYS)),
 ];
 
 /// Looks up an environment variable for an `"env:VAR"` value (empty counts as unset).
@@ -112,6 +120,7 @@ impl Place<'_, '_> {
         match kind {
             KeyKind::Bool if !value.is_boolean() => Err(wrong("a boolean", value)),
             KeyKind::UInt if !value.is_u64() => Err(wrong("a non-negative integer", value)),
+            KeyKind::Num if !value.is_number() => Err(wrong("a number", value)),
             KeyKind::Str if !value.is_string() => Err(wrong("a string", value)),
             KeyKind::StrList => {
                 let Value::Array(items) = value else {
@@ -180,6 +189,12 @@ impl Place<'_, '_> {
                 .parse::<u64>()
                 .map(Value::from)
                 .unwrap_or_else(|_| Value::String(raw.to_string())),
+            KeyKind::Num => raw
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .unwrap_or_else(|| Value::String(raw.to_string())),
             KeyKind::StrList => Value::Array(
                 raw.split(':')
                     .filter(|p| !p.is_empty())

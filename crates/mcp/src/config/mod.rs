@@ -30,6 +30,7 @@ use serde_json::{Map, Value};
 
 use crate::tool_names::AllowedToolPattern;
 use code_executor::net::pattern::NetPolicy;
+use code_executor::policy::{Degradation, Size};
 
 pub use error::ConfigError;
 pub use mcp_servers::{Transport, UpstreamSpec};
@@ -91,7 +92,29 @@ impl Default for UpstreamSettings {
 /// need, and far below what tokio's semaphore accepts (a larger count would panic there).
 pub const MAX_SLOTS: usize = 1_000_000;
 
-/// The effective, validated server configuration.
+/// How every run is sandboxed beyond its own permissions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxSettings {
+    /// CPU share of each run in CPUs (`sandbox.cpus`, default 1.0, like `docker run --cpus=1`).
+    pub cpus: f64,
+    /// Total a run may add to its writable grants (`sandbox.writeLimit`); None: the policy's.
+    pub write_limit: Option<Size>,
+    /// Weaker modes accepted by name (`sandbox.allowDegraded`), e.g. `unbounded-writes` where
+    /// writable grants live on a file system without project quotas.
+    pub allow_degraded: Vec<Degradation>,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings {
+            cpus: 1.0,
+            write_limit: None,
+            allow_degraded: Vec::new(),
+        }
+    }
+}
+
+/// The effective, validated server configuration, read once at start.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub default_timeout_ms: u64,
@@ -119,6 +142,8 @@ pub struct Config {
     pub python_enabled: bool,
     pub python_path: Option<PathBuf>,
     pub pool: PoolConfig,
+    /// How every run is sandboxed beyond its permissions (`sandbox` section).
+    pub sandbox: SandboxSettings,
     /// Explicit path of the `sandbox-run` launcher (`SANDBOX_RUN_PATH`); default: our sibling.
     pub sandbox_run: Option<PathBuf>,
     /// Upstream MCP servers file (`MCP_CONFIG_PATH`), read after the default ones.
@@ -164,6 +189,7 @@ impl Default for Config {
                 queue_timeout_ms: 30_000,
                 prewarm: 1,
             },
+            sandbox: SandboxSettings::default(),
             sandbox_run: None,
             mcp_config_path: None,
             mcp_servers: Vec::new(),
@@ -328,6 +354,7 @@ impl Config {
         }
         c.block_dangerous_patterns = m.bool("security.blockDangerousPatterns").unwrap_or(false);
         c.read_executors_and_pool(m);
+        c.sandbox = read_sandbox(m, origin)?;
         Ok(c)
     }
 
@@ -405,6 +432,38 @@ impl Config {
         }
         if let Some(v) = src.var("POOL_QUEUE_TIMEOUT_MS") {
             self.pool.queue_timeout_ms = parse_uint("POOL_QUEUE_TIMEOUT_MS", v)?;
+        }
+        if let Some(v) = src.var("CODE_EXECUTOR_CPUS") {
+            self.sandbox.cpus = v
+                .trim()
+                .parse::<f64>()
+                .map_err(|e| e.to_string())
+                .and_then(code_executor::policy::check_cpus)
+                .map_err(|reason| ConfigError::BadEnv {
+                    var: "CODE_EXECUTOR_CPUS",
+                    value: v.to_string(),
+                    reason,
+                })?;
+        }
+        if let Some(v) = src.var("CODE_EXECUTOR_WRITE_LIMIT") {
+            self.sandbox.write_limit =
+                Some(Size::parse(v).map_err(|reason| ConfigError::BadEnv {
+                    var: "CODE_EXECUTOR_WRITE_LIMIT",
+                    value: v.to_string(),
+                    reason,
+                })?);
+        }
+        if let Some(v) = src.var("CODE_EXECUTOR_ALLOW_DEGRADED") {
+            self.sandbox.allow_degraded = v
+                .split([',', ':'])
+                .filter(|m| !m.trim().is_empty())
+                .map(|m| Degradation::parse(m.trim()))
+                .collect::<Result<_, _>>()
+                .map_err(|reason| ConfigError::BadEnv {
+                    var: "CODE_EXECUTOR_ALLOW_DEGRADED",
+                    value: v.to_string(),
+                    reason,
+                })?;
         }
         Ok(())
     }
@@ -513,6 +572,28 @@ impl Config {
         self.allow_write = canonical_roots(origin, &self.allow_write)?;
         Ok(())
     }
+}
+
+/// The `sandbox` section, each value checked with the sandbox's own rules.
+fn read_sandbox(m: &Merged<'_>, origin: &str) -> Result<SandboxSettings, ConfigError> {
+    let bad = |key: &str, reason: String| ConfigError::BadValue {
+        origin: origin.to_string(),
+        key: key.to_string(),
+        reason,
+    };
+    let mut s = SandboxSettings::default();
+    if let Some(v) = m.get("sandbox.cpus").and_then(Value::as_f64) {
+        code_executor::policy::check_cpus(v).map_err(|e| bad("sandbox.cpus", e))?;
+        s.cpus = v;
+    }
+    if let Some(v) = m.string("sandbox.writeLimit") {
+        s.write_limit = Some(Size::parse(&v).map_err(|e| bad("sandbox.writeLimit", e))?);
+    }
+    for name in m.list("sandbox.allowDegraded") {
+        s.allow_degraded
+            .push(Degradation::parse(&name).map_err(|e| bad("sandbox.allowDegraded", e))?);
+    }
+    Ok(s)
 }
 
 /// The merged files, read by dotted key (`security.rateLimit.enabled`); their types were
@@ -746,6 +827,9 @@ mod tests {
                 ("POOL_QUEUE_SIZE", "4"),
                 ("POOL_QUEUE_TIMEOUT_MS", "500"),
                 ("CODE_EXECUTOR_PREWARM", "2"),
+                ("CODE_EXECUTOR_CPUS", "0.5"),
+                ("CODE_EXECUTOR_WRITE_LIMIT", "10M"),
+                ("CODE_EXECUTOR_ALLOW_DEGRADED", "unbounded-writes"),
                 ("SANDBOX_RUN_PATH", "/opt/sandbox-run"),
                 ("MCP_CALL_TIMEOUT_MS", "1500"),
                 ("MCP_CONNECT_TIMEOUT_MS", "2500"),
@@ -772,6 +856,14 @@ mod tests {
             vec![PathBuf::from("/opt/bin"), PathBuf::from("/usr/bin")]
         );
         assert_eq!(c.log_filter, "debug");
+        assert_eq!(
+            c.sandbox,
+            SandboxSettings {
+                cpus: 0.5,
+                write_limit: Some(Size(10 * Size::MIB)),
+                allow_degraded: vec![Degradation::UnboundedWrites],
+            }
+        );
         assert_eq!(c.max_code_size, 5);
         assert_eq!(c.allow_read, vec![proj.clone()]);
         assert_eq!(c.allow_write, vec![proj]);
@@ -815,6 +907,43 @@ mod tests {
         assert!(e.contains("CODE_EXECUTOR_TIMEOUT_MS"), "{e}");
     }
 
+    /// The `sandbox` section: each value checked by the sandbox's own rules, each bad one named.
+    #[test]
+    fn the_sandbox_section_is_read_and_checked() {
+        let d = tmpdir("sandboxsec");
+        let cfg = |text: &str| {
+            let f = write(&d, "c.json", text);
+            Config::load(&sources(
+                &d,
+                &[("CODE_EXECUTOR_CONFIG_PATH", f.to_str().unwrap())],
+            ))
+        };
+        let c = Config::load(&sources(&d, &[])).unwrap();
+        assert_eq!(c.sandbox, SandboxSettings::default());
+        assert_eq!(c.sandbox.cpus, 1.0);
+        let c = cfg(
+            r#"{"sandbox":{"cpus":0.25,"writeLimit":"5M","allowDegraded":["unbounded-writes"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.sandbox.cpus, 0.25);
+        assert_eq!(c.sandbox.write_limit, Some(Size(5 * Size::MIB)));
+        assert_eq!(c.sandbox.allow_degraded, vec![Degradation::UnboundedWrites]);
+        for (text, want) in [
+            (r#"{"sandbox":{"cpus":0}}"#, "sandbox.cpus"),
+            (r#"{"sandbox":{"cpus":64}}"#, "sandbox.cpus"),
+            (r#"{"sandbox":{"cpus":"1"}}"#, "a number"),
+            (r#"{"sandbox":{"writeLimit":"lots"}}"#, "sandbox.writeLimit"),
+            (
+                r#"{"sandbox":{"allowDegraded":["no-seccomp"]}}"#,
+                "sandbox.allowDegraded",
+            ),
+            (r#"{"sandbox":{"memory":"1G"}}"#, "sandbox.memory"),
+        ] {
+            let e = cfg(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+    }
+
     /// Every variable that takes a number, a boolean or a path rejects a bad value with an
     /// error naming the variable, the value and what it accepts; none falls back to a default.
     #[test]
@@ -831,6 +960,14 @@ mod tests {
             ("POOL_QUEUE_SIZE", "many", "non-negative integer"),
             ("POOL_QUEUE_TIMEOUT_MS", "1.5", "non-negative integer"),
             ("CODE_EXECUTOR_PREWARM", "9", "more than 8"),
+            ("CODE_EXECUTOR_CPUS", "0", "not a CPU share"),
+            ("CODE_EXECUTOR_CPUS", "lots", "invalid float"),
+            (
+                "CODE_EXECUTOR_WRITE_LIMIT",
+                "1 parsec",
+                "CODE_EXECUTOR_WRITE_LIMIT",
+            ),
+            ("CODE_EXECUTOR_ALLOW_DEGRADED", "no-seccomp", "no-seccomp"),
             ("CODE_EXECUTOR_PREWARM", "x", "non-negative integer"),
             ("MCP_CALL_TIMEOUT_MS", "0", "at least 1"),
             ("MCP_CALL_TIMEOUT_MS", "fast", "at least 1"),

@@ -186,6 +186,9 @@ fn start_fresh(s: &ServerState, prep: PreparedExecution) -> Result<Started, Exec
         write: prep.write,
         net: prep.params.permissions.net.clone(),
         timeout_ms: prep.params.timeout_ms,
+        cpus: Some(s.cfg.sandbox.cpus),
+        write_limit: s.cfg.sandbox.write_limit,
+        allow_degraded: s.cfg.sandbox.allow_degraded.clone(),
         code: prep.params.code,
         run_dir: dir.path().to_path_buf(),
     };
@@ -242,6 +245,9 @@ pub fn launch_warm(s: &ServerState, runtime: GuestRuntime) -> Result<Warm<RunBri
         write: Vec::new(),
         net: Vec::new(),
         timeout_ms: MAX_IDLE.as_millis() as u64 + s.cfg.max_timeout_ms,
+        cpus: Some(s.cfg.sandbox.cpus),
+        write_limit: s.cfg.sandbox.write_limit,
+        allow_degraded: s.cfg.sandbox.allow_degraded.clone(),
         code: String::new(),
         run_dir: dir.path().to_path_buf(),
     };

@@ -3,44 +3,33 @@
 
 use crate::output::{ErrorType, ExecOutcome};
 use crate::sandbox::RunOutput;
+use code_executor::report::RunStatus;
 
-/// Turn the launcher's exit into the result fields.
+/// Turn the launcher's report into the result fields. Every sandbox fact (how the run ended,
+/// the limit it hit, the setup step that failed) comes from the typed report sandbox-run
+/// writes to the server's own pipe; nothing the guest prints can change them.
 pub fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
     let timed_out = out.timed_out();
-    let had_report = out.report.is_some();
-    let launcher_signal = out.signal;
-    let report = out.report.clone().unwrap_or_default();
     let stderr = out.stderr.clone().into_text();
-    let limit_hit = report.limit_hit.clone().or_else(|| {
-        stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("sandbox-run: limit:"))
-            // "sandbox-run: limit: memory: memory cap of 512M reached" -> "memory"
-            .map(|l| l.split(':').next().unwrap_or_default().trim().to_string())
-    });
-    let exit_code = report.exit_code.or(out.exit_code);
-    let signal = report.signal.or(out.signal).or_else(|| {
-        // 128+N from the launcher means the workload died of signal N.
-        (report.status.is_none())
-            .then_some(out.exit_code)
-            .flatten()
-            .filter(|c| (129..=192).contains(c))
-            .map(|c| c - 128)
-    });
     let mut o = ExecOutcome {
-        stdout: out.stdout.into_text(),
+        stdout: out.stdout.clone().into_text(),
         stderr,
         execution_time_ms: out.wall_ms,
-        exit_code,
-        signal,
-        limit_hit,
-        degraded: report.degraded.clone(),
-        cpu_time_ms: report.cpu_time_ms,
-        network: report.network.clone(),
-        peak_memory_bytes: report.peak_memory_bytes,
         ..Default::default()
     };
-    let status = report.status.as_deref();
+    if let Ok(r) = &out.report {
+        o.exit_code = r.exit_code;
+        o.signal = r.signal;
+        o.limit_hit = r.limit_hit.map(|l| l.name().to_string());
+        o.degraded = r.degraded.clone();
+        o.cpu_time_ms = Some(r.cpu_time_ms);
+        o.peak_memory_bytes = Some(r.peak_memory_bytes);
+        o.network = r
+            .network
+            .iter()
+            .filter_map(|d| serde_json::to_value(d).ok())
+            .collect();
+    }
     if timed_out {
         o.timed_out = true;
         o.error_type = Some(ErrorType::Timeout);
@@ -51,52 +40,59 @@ pub fn interpret(out: RunOutput, timeout_ms: u64) -> ExecOutcome {
         return o;
     }
     o.error_type = Some(ErrorType::Execution);
-    let setup_failed =
-        status == Some("setup-failed") || (status.is_none() && exit_code == Some(125));
-    if setup_failed {
-        o.error = Some(match &report.error {
-            Some(e) => format!("the sandbox could not be set up: {e}"),
-            None => "the sandbox could not be set up (sandbox-run exit 125); see stderr for the step and the fix".into(),
-        });
-        return o;
+    let report = match &out.report {
+        Ok(r) => r,
+        Err(why) => {
+            // Killed from outside before it could report (the server never does that to a
+            // run it still waits for), or a launcher of another version.
+            o.exit_code = out.exit_code;
+            o.signal = out.signal;
+            o.error = Some(format!(
+                "the sandbox launcher gave no report ({why}; it exited with {}); nothing is known of the run",
+                match (out.exit_code, out.signal) {
+                    (Some(c), _) => format!("code {c}"),
+                    (None, Some(s)) => format!("signal {s}"),
+                    (None, None) => "no status".to_string(),
+                }
+            ));
+            return o;
+        }
+    };
+    match report.status {
+        RunStatus::SetupFailed => {
+            o.error = Some(match &report.error {
+                Some(e) if e.fix.contains("--allow-degraded") => format!(
+                    "the sandbox could not be set up: {e}\n  in this server, a weaker mode is accepted with the setting sandbox.allowDegraded (or CODE_EXECUTOR_ALLOW_DEGRADED)"
+                ),
+                Some(e) => format!("the sandbox could not be set up: {e}"),
+                None => "the sandbox could not be set up (no reason given)".into(),
+            });
+        }
+        RunStatus::UsageError => {
+            o.error = Some(format!(
+                "the sandbox refused the run: {}",
+                report.usage_error.as_deref().unwrap_or("(no reason given)")
+            ));
+        }
+        RunStatus::Exited if report.exit_code == Some(0) => {
+            o.success = true;
+            o.error_type = None;
+        }
+        RunStatus::Exited | RunStatus::Signaled | RunStatus::Interrupted | RunStatus::Timeout => {
+            o.error = Some(guest_failure(
+                report.signal,
+                report.exit_code,
+                o.limit_hit.as_deref(),
+            ));
+        }
     }
-    if status.is_none() && !had_report && exit_code == Some(2) && launcher_signal.is_none() {
-        // clap's usage-error exit: this launcher rejected an argument (e.g. --allow-net).
-        o.error = Some("sandbox-run rejected its arguments (exit 2); an option such as --allow-net may be unsupported by this build".into());
-        return o;
-    }
-    if exit_code == Some(0) && signal.is_none() {
-        o.success = true;
-        o.error_type = None;
-        return o;
-    }
-    let unreported = status.is_none();
-    o.error = Some(guest_failure(
-        signal,
-        exit_code,
-        unreported,
-        o.limit_hit.as_deref(),
-    ));
     o
 }
 
-/// Why the guest's run failed: its signal or exit code, and the limit it hit. `unreported`:
-/// no report says how the run ended, so 126 and 127 are the launcher's "not executable" and
-/// "not found" rather than the guest's own exit codes.
-fn guest_failure(
-    signal: Option<i32>,
-    exit_code: Option<i32>,
-    unreported: bool,
-    limit_hit: Option<&str>,
-) -> String {
+/// Why the guest's run failed: its signal or exit code, and the limit it hit.
+fn guest_failure(signal: Option<i32>, exit_code: Option<i32>, limit_hit: Option<&str>) -> String {
     let mut msg = match (signal, exit_code) {
         (Some(sig), _) => format!("killed by signal {sig}"),
-        (None, Some(127)) if unreported => {
-            "command not found in the sandbox (exit 127)".to_string()
-        }
-        (None, Some(126)) if unreported => {
-            "command not executable in the sandbox (exit 126)".to_string()
-        }
         (None, Some(c)) => format!("exited with code {c}"),
         (None, None) => "ended without an exit status".to_string(),
     };
@@ -109,9 +105,12 @@ fn guest_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::{Captured, RunReport};
+    use crate::sandbox::Captured;
+    use code_executor::launch::{SetupError, Step};
+    use code_executor::report::LimitHit;
+    use code_executor::RunReport;
 
-    fn out(exit: Option<i32>, report: Option<RunReport>, stderr: &str) -> RunOutput {
+    fn out(exit: Option<i32>, report: Result<RunReport, String>, stderr: &str) -> RunOutput {
         RunOutput {
             stdout: Captured::default(),
             stderr: Captured {
@@ -126,25 +125,29 @@ mod tests {
         }
     }
 
-    fn report(status: &str, exit: Option<i32>, signal: Option<i32>) -> RunReport {
-        RunReport {
-            status: Some(status.into()),
-            exit_code: exit,
-            signal,
-            ..Default::default()
-        }
+    fn report(
+        status: RunStatus,
+        exit: Option<i32>,
+        signal: Option<i32>,
+    ) -> Result<RunReport, String> {
+        let mut r = RunReport::usage_error(vec![], String::new(), 0);
+        r.status = status;
+        r.usage_error = None;
+        r.exit_code = exit;
+        r.signal = signal;
+        Ok(r)
     }
 
     #[test]
-    fn launcher_exits_are_interpreted() {
+    fn the_report_alone_says_how_the_run_ended() {
         let o = interpret(
-            out(Some(0), Some(report("exited", Some(0), None)), ""),
+            out(Some(0), report(RunStatus::Exited, Some(0), None), ""),
             1000,
         );
         assert!(o.success && o.error.is_none());
 
         let o = interpret(
-            out(Some(124), Some(report("timeout", None, None)), ""),
+            out(Some(124), report(RunStatus::Timeout, None, Some(9)), ""),
             2500,
         );
         assert!(o.timed_out && !o.success);
@@ -152,39 +155,50 @@ mod tests {
 
         // The guest's own exit 124 is not a timeout when the report says it exited.
         let o = interpret(
-            out(Some(124), Some(report("exited", Some(124), None)), ""),
+            out(Some(124), report(RunStatus::Exited, Some(124), None), ""),
             1000,
         );
         assert!(!o.timed_out);
         assert_eq!(o.error.as_deref(), Some("exited with code 124"));
 
-        let mut r = report("signaled", None, Some(9));
-        r.limit_hit = Some("memory".into());
-        let o = interpret(out(Some(137), Some(r), ""), 1000);
+        let mut r = report(RunStatus::Signaled, None, Some(9)).unwrap();
+        r.limit_hit = Some(LimitHit::Memory);
+        let o = interpret(out(Some(137), Ok(r), ""), 1000);
         assert_eq!(
             o.error.as_deref(),
             Some("killed by signal 9 (limit hit: memory)")
         );
+        assert_eq!(o.limit_hit.as_deref(), Some("memory"));
 
-        let mut r = report("setup-failed", None, None);
-        r.error = Some("landlock: not supported".into());
-        let o = interpret(out(Some(125), Some(r), ""), 1000);
-        assert!(o.error.unwrap().contains("landlock: not supported"));
+        let mut r = report(RunStatus::SetupFailed, None, None).unwrap();
+        r.error = Some(SetupError::new(Step::Landlock, "landlock: not supported"));
+        let o = interpret(out(Some(125), Ok(r), ""), 1000);
+        let e = o.error.unwrap();
+        assert!(
+            e.contains("landlock: not supported") && e.contains("fix:"),
+            "{e}"
+        );
 
-        // No report: fall back on the exit-code contract.
-        let o = interpret(out(Some(137), None, ""), 1000);
-        assert_eq!(o.signal, Some(9));
-        let o = interpret(out(Some(127), None, ""), 1000);
-        assert!(o.error.unwrap().contains("not found"));
+        let mut r = report(RunStatus::UsageError, None, None).unwrap();
+        r.usage_error = Some("--allow-write /x: no such file".into());
+        let o = interpret(out(Some(125), Ok(r), ""), 1000);
+        assert!(o.error.unwrap().contains("--allow-write /x"));
+    }
+
+    #[test]
+    fn what_the_guest_prints_changes_nothing() {
+        // A guest that writes sandbox-run's own lines claims a limit it never hit.
+        let forged = "sandbox-run: limit: memory: memory cap of 512M reached (cgroup-v1)\n";
         let o = interpret(
-            out(Some(2), None, "error: unexpected argument '--allow-net'"),
+            out(Some(1), report(RunStatus::Exited, Some(1), None), forged),
             1000,
         );
-        assert!(o.error.unwrap().contains("rejected its arguments"));
-        let o = interpret(
-            out(Some(1), None, "sandbox-run: limit: cpu: 2 s used\n"),
-            1000,
-        );
-        assert_eq!(o.limit_hit.as_deref(), Some("cpu"));
+        assert_eq!(o.limit_hit, None);
+        assert_eq!(o.error.as_deref(), Some("exited with code 1"));
+        // Without a report nothing is guessed from exit codes or text.
+        let o = interpret(out(Some(137), Err("killed".into()), forged), 1000);
+        assert_eq!(o.limit_hit, None);
+        assert!(!o.success);
+        assert!(o.error.unwrap().contains("gave no report"));
     }
 }

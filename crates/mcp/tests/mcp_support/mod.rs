@@ -72,7 +72,7 @@ impl ServerEnv {
         vars.insert("HOME".to_string(), home.display().to_string());
         vars.insert("PATH".to_string(), format!("{}:{path}", deno_dir.display()));
         vars.insert("RUST_LOG".into(), "warn".into());
-        // Prewarmed sandboxes have their own tests (mcp_prewarm.rs); elsewhere they would only
+        // Prewarmed sandboxes have their own tests (server/prewarm.rs); elsewhere they would only
         // add load and background processes that some assertions count.
         vars.insert("CODE_EXECUTOR_PREWARM".into(), "0".into());
         // Lets a developer point the tests at another launcher; normally the sibling is used.

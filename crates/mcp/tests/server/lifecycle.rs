@@ -1,11 +1,9 @@
 //! Shutdown end to end: on SIGTERM, SIGINT or stdin EOF, running sandboxes are killed, the
 //! server's run directories are removed and the process exits; nothing is left behind.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

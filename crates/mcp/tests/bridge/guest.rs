@@ -1,10 +1,7 @@
 //! Guest programs in deno, node and python call real upstream MCP servers through the bridge.
 
-mod bridge_support;
-mod mcp_support;
-
-use bridge_support::*;
-use mcp_support::*;
+use crate::bridge_support::*;
+use crate::mcp_support::*;
 use serde_json::{json, Value};
 
 const PY: &str = r#"

@@ -1,17 +1,14 @@
 //! The client pool on its own, against the real test upstream: tool-list refresh on
 //! `notifications/tools/list_changed`, the in-flight bound, and an HTTP upstream.
 
-mod bridge_support;
-mod mcp_support;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bridge_support::*;
+use crate::bridge_support::*;
+use crate::mcp_support::eventually;
 use code_executor_mcp::bridge::upstream::Upstreams;
 use code_executor_mcp::config::{Transport, UpstreamSettings, UpstreamSpec};
-use mcp_support::eventually;
 use serde_json::Map;
 
 fn pool(settings: UpstreamSettings) -> Arc<Upstreams> {

@@ -1,11 +1,9 @@
 //! Bad input and permissions, end to end: every bad request gets a clear error result (or the
 //! JSON-RPC error the protocol calls for) and the server keeps serving.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 use rmcp::service::ServiceError;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

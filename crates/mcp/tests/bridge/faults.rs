@@ -1,13 +1,10 @@
 //! Bad input and faults at the tool bridge, end to end: each gets a clear error or is cut off,
 //! and nothing else is affected. Real server, real sandbox, real upstreams.
 
-mod bridge_support;
-mod mcp_support;
-
 use std::time::Duration;
 
-use bridge_support::*;
-use mcp_support::*;
+use crate::bridge_support::*;
+use crate::mcp_support::*;
 use serde_json::{json, Value};
 
 /// Lines `label: value` printed by a guest, as a map.

@@ -1,13 +1,10 @@
 //! The channel belongs to one run, only while it runs; upstream children end with the server.
 
-mod bridge_support;
-mod mcp_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use bridge_support::*;
-use mcp_support::*;
+use crate::bridge_support::*;
+use crate::mcp_support::*;
 use serde_json::json;
 
 /// Run A publishes its socket and token in a shared directory and waits; run B, running at the
@@ -54,7 +51,7 @@ async fn a_run_cannot_reach_another_runs_socket_and_it_is_gone_after_the_run() {
     set_mode(&shared, 0o777);
     let proj = env.path().join("proj").display().to_string();
     // The shared directory is on /tmp, which has no project quotas here: a writable grant
-    // there runs only in the named weaker mode (tested on its own in mcp_input).
+    // there runs only in the named weaker mode (tested on its own in server::input).
     let env = env
         .set("ALLOWED_PROJECTS", proj)
         .set("CODE_EXECUTOR_ALLOW_DEGRADED", "unbounded-writes");

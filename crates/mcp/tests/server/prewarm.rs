@@ -2,11 +2,9 @@
 //! was launched ahead of time, each is used exactly once, only runs whose launch would be the
 //! same may take one, the run's own timeout still holds, and nothing is left behind.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 use serde_json::json;
 
 fn warm_env(n: &str) -> ServerEnv {

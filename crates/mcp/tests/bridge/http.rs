@@ -1,13 +1,10 @@
 //! A Streamable HTTP upstream: `@modelcontextprotocol/server-everything` serving over HTTP on
 //! the loopback, reached by URL from the server's upstream pool, called from guest code.
 
-mod bridge_support;
-mod mcp_support;
-
 use std::time::{Duration, Instant};
 
-use bridge_support::*;
-use mcp_support::*;
+use crate::bridge_support::*;
+use crate::mcp_support::*;
 use serde_json::json;
 
 /// server-everything over Streamable HTTP on a free loopback port; killed on drop.

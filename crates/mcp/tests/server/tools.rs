@@ -1,8 +1,6 @@
 //! End to end: the real code-executor-mcp binary, real sandbox-run, real deno, node, python3.
 
-mod mcp_support;
-
-use mcp_support::*;
+use crate::mcp_support::*;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

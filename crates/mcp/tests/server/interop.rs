@@ -1,14 +1,12 @@
 //! Interop with a client we did not write: the official Python MCP SDK drives the real server.
 
-mod mcp_support;
-
 use std::path::Path;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_sdk_lists_tools_and_runs_code() {
-    let root = Path::new(mcp_support::REPO_ROOT);
+    let root = Path::new(crate::mcp_support::REPO_ROOT);
     let python = root.join(".deps/venv/bin/python");
     assert!(
         python.exists(),

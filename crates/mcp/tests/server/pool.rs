@@ -1,10 +1,8 @@
 //! Concurrency end to end: the bounded queue, "busy" errors, 50 requests at once, cancellation.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 use serde_json::{json, Value};
 
 async fn pool_stats(c: &Client) -> (u64, u64, u64) {

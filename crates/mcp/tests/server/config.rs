@@ -1,11 +1,9 @@
 //! Configuration end to end: config files (errors at start), `env:VAR` values, audit log,
 //! rate limit, dangerous patterns, runtime availability and the environment variables.
 
-mod mcp_support;
-
 use std::time::Duration;
 
-use mcp_support::*;
+use crate::mcp_support::*;
 use serde_json::{json, Value};
 
 async fn start_fails(env: &ServerEnv) -> String {

@@ -5,6 +5,7 @@
 //! [`launch`], the only module that runs between fork and exec.
 
 pub mod cgroup;
+pub mod grant;
 pub mod launch;
 pub mod mcp;
 pub mod net;

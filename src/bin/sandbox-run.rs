@@ -6,6 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use std::os::fd::RawFd;
+
+use code_executor::grant::{self, Access};
 use code_executor::policy::{Degradation, RuntimeKind, Size};
 use code_executor::probe::{self, Level};
 use code_executor::{Error, Policy, Sandbox};
@@ -46,6 +49,14 @@ struct RunArgs {
     /// Show a host path read-write at the same path inside (repeatable).
     #[arg(long, value_name = "PATH")]
     allow_write: Vec<std::path::PathBuf>,
+    /// Show the object behind the inherited descriptor FD read-only at PATH inside
+    /// (repeatable). The caller opened it (e.g. with openat2 beneath a root it allows); it is
+    /// mounted as it is, never looked up by name, and does not reach the workload.
+    #[arg(long, value_name = "FD:PATH", value_parser = grant::parse_fd_spec)]
+    grant_read_fd: Vec<(RawFd, std::path::PathBuf)>,
+    /// Like --grant-read-fd, read-write.
+    #[arg(long, value_name = "FD:PATH", value_parser = grant::parse_fd_spec)]
+    grant_write_fd: Vec<(RawFd, std::path::PathBuf)>,
     /// Working directory inside (default: the current directory if shared, else /workspace).
     #[arg(long, value_name = "PATH")]
     workdir: Option<std::path::PathBuf>,
@@ -184,6 +195,24 @@ fn build(args: &RunArgs) -> Result<(Sandbox, Vec<String>), Error> {
     }
     for p in &args.allow_write {
         sandbox.allow_write(p);
+    }
+    let held = [
+        ("--grant-read-fd", Access::ReadOnly, &args.grant_read_fd),
+        ("--grant-write-fd", Access::ReadWrite, &args.grant_write_fd),
+    ];
+    let mut taken = Vec::new();
+    for (flag, access, specs) in held {
+        for (fd, inside) in specs {
+            if taken.contains(fd) {
+                return Err(Error::Usage(format!(
+                    "{flag} {fd}: descriptor {fd} is given twice; pass each object once"
+                )));
+            }
+            taken.push(*fd);
+            let owned =
+                grant::adopt_inherited(*fd, flag).map_err(|e| Error::Usage(e.to_string()))?;
+            sandbox.grant_as(owned, inside, access, flag);
+        }
     }
     Ok((sandbox, args.command.clone()))
 }

@@ -10,8 +10,8 @@
 //! descriptor travels. The init process gets the descriptors with its copy of the fd table and
 //! mounts exactly those objects ([`take_sources`]); no host path is looked up again.
 
-use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -364,16 +364,28 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 ///
 /// Why not bind `/proc/self/fd/N`: the kernel binds only from mounts of the caller's own mount
 /// namespace (or detached ones), and a descriptor opened by H refers to a mount of the host's
-/// namespace, which a new namespace only holds a copy of. The one thing the kernel carries into
-/// the copy is the working directory (and root): `unshare(CLONE_NEWNS)` moves them onto the
-/// copied mounts. So for each object a short-lived child of ours makes the object its working
-/// directory (`fchdir` on H's descriptor: no name is looked up), unshares, and clones the mount
-/// under its working directory into a detached mount (`open_tree(OPEN_TREE_CLONE)`), which it
-/// hands back over a socket. A file cannot be a working directory: the child takes the file's
-/// directory and opens the file's name in it, and refuses unless that finds the very file H
-/// opened (same device and inode).
+/// namespace, of which a new namespace only holds a copy. The two things the kernel carries into
+/// the copy are the working directory and the root: `unshare(CLONE_NEWNS)` moves them onto the
+/// copied mounts. So a short-lived child of ours makes one granted directory its root and
+/// another its working directory (`chroot` after `fchdir`, then `fchdir`, on H's descriptors: no
+/// name is looked up), unshares, and clones the mount under each into a detached mount
+/// (`open_tree(OPEN_TREE_CLONE)`), which it hands back over a socket. A file cannot be a root or
+/// a working directory: the child enters the file's directory and opens the file's name in it,
+/// and refuses unless that finds the very file H opened (same device and inode). The children
+/// run in parallel, two directories each, because each costs a fork.
 pub fn take_sources(plan: &MountPlan) -> Result<Vec<OwnedFd>, String> {
     use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let binds: Vec<(&Object, &PathBuf)> = plan
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            MountOp::Bind {
+                object, host_path, ..
+            } => Some((object, host_path)),
+            _ => None,
+        })
+        .collect();
+    let trips = plan_trips(&binds)?;
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -381,60 +393,155 @@ pub fn take_sources(plan: &MountPlan) -> Result<Vec<OwnedFd>, String> {
         SockFlag::SOCK_CLOEXEC,
     )
     .map_err(|e| format!("socketpair: {e}"))?;
-    let mut trees = Vec::new();
-    for op in &plan.ops {
-        let MountOp::Bind {
-            object, host_path, ..
-        } = op
-        else {
-            continue;
-        };
+    let mut children = Vec::new();
+    let mut failure = None;
+    for trip in trips.chunks(2) {
         // SAFETY: fork in a single-threaded process (the init); the child only makes syscalls
         // and leaves with _exit.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
-                let code = match detach_in_own_namespace(object) {
-                    Ok(tree) => send_tree(&theirs, Ok(tree.as_raw_fd())),
-                    Err(e) => send_tree(&theirs, Err(&e)),
-                };
+                take_in_own_namespace(trip, &theirs);
                 // SAFETY: leave the forked child without running the parent's destructors.
-                unsafe { libc::_exit(code) }
+                unsafe { libc::_exit(0) }
             }
-            Ok(nix::unistd::ForkResult::Parent { child }) => {
-                let got = receive_tree(&ours);
-                let _ = nix::sys::wait::waitpid(child, None);
-                trees.push(got.map_err(|e| format!("{}: {e}", host_path.display()))?);
+            Ok(nix::unistd::ForkResult::Parent { child }) => children.push(child),
+            Err(e) => {
+                failure = Some(format!("fork to take the shared paths: {e}"));
+                break;
             }
-            Err(e) => return Err(format!("fork to take {}: {e}", host_path.display())),
         }
     }
+    // Our copy of the children's end goes, so a child that dies without answering is seen as
+    // end-of-file instead of a wait forever.
+    drop(theirs);
+    let mut trees: Vec<Option<OwnedFd>> = binds.iter().map(|_| None).collect();
+    let wanted = if failure.is_some() { 0 } else { binds.len() };
+    for _ in 0..wanted {
+        match receive_tree(&ours) {
+            Ok((i, Ok(fd))) if i < trees.len() => trees[i] = Some(fd),
+            Ok((i, Err(e))) if i < binds.len() => {
+                failure = Some(format!("{}: {e}", binds[i].1.display()));
+                break;
+            }
+            Ok(_) => {
+                failure = Some("internal: an answer for a bind that does not exist".into());
+                break;
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    for child in children {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    let trees = trees
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or("internal: a shared path got no mount")?;
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| format!("a new mount namespace (unshare CLONE_NEWNS): {e}"))?;
     Ok(trees)
 }
 
-/// In a forked child: a detached mount of exactly `object` (see [`take_sources`]).
-fn detach_in_own_namespace(object: &Object) -> Result<OwnedFd, String> {
-    let here = match object {
-        Object::Directory(fd) => fd.as_fd(),
-        Object::File { dir, .. } => dir.as_fd(),
-    };
-    nix::unistd::fchdir(here).map_err(|e| format!("fchdir: {e}"))?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|e| format!("unshare CLONE_NEWNS: {e}"))?;
-    let name = match object {
-        Object::Directory(_) => CString::new(".").expect("no NUL"),
-        Object::File { name, .. } => {
-            CString::new(name.as_bytes()).map_err(|_| "a file name with a NUL byte".to_string())?
+/// One directory a child enters, and what it takes from it: the directory itself, and files
+/// in it by name. `usize` is the bind's index in plan order.
+struct Trip<'a> {
+    dir: BorrowedFd<'a>,
+    takes: Vec<(usize, Take<'a>)>,
+}
+
+enum Take<'a> {
+    Itself,
+    File { name: &'a OsStr, fd: BorrowedFd<'a> },
+}
+
+/// Groups the binds by the directory a child has to enter (a file's directory can be the same
+/// as another file's or a granted directory).
+fn plan_trips<'a>(binds: &[(&'a Object, &PathBuf)]) -> Result<Vec<Trip<'a>>, String> {
+    let mut trips: Vec<(u64, u64, Trip<'a>)> = Vec::new();
+    for (i, (object, host_path)) in binds.iter().enumerate() {
+        let (dir, take) = match object {
+            Object::Directory(fd) => (fd.as_fd(), Take::Itself),
+            Object::File { fd, dir, name } => (
+                dir.as_fd(),
+                Take::File {
+                    name: name.as_os_str(),
+                    fd: fd.as_fd(),
+                },
+            ),
+        };
+        let st = grant::fstat(dir).map_err(|e| format!("{}: fstat: {e}", host_path.display()))?;
+        match trips
+            .iter_mut()
+            .find(|(dev, ino, _)| (*dev, *ino) == (st.st_dev, st.st_ino))
+        {
+            Some((_, _, trip)) => trip.takes.push((i, take)),
+            None => trips.push((
+                st.st_dev,
+                st.st_ino,
+                Trip {
+                    dir,
+                    takes: vec![(i, take)],
+                },
+            )),
         }
+    }
+    Ok(trips.into_iter().map(|(_, _, t)| t).collect())
+}
+
+/// In a forked child: enter the first trip's directory as root and the second's (if any) as
+/// working directory, unshare, and send a detached mount (or an error) for every take.
+fn take_in_own_namespace(trip: &[Trip<'_>], sock: &OwnedFd) {
+    let entered = (|| -> Result<(), String> {
+        let dot = CString::new(".").expect("no NUL");
+        nix::unistd::fchdir(trip[0].dir).map_err(|e| format!("fchdir: {e}"))?;
+        if trip.len() > 1 {
+            // SAFETY: chroot with a NUL-terminated path; "." is the directory just entered.
+            if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
+                return Err(format!("chroot: {}", std::io::Error::last_os_error()));
+            }
+            nix::unistd::fchdir(trip[1].dir).map_err(|e| format!("fchdir: {e}"))?;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare CLONE_NEWNS: {e}"))
+    })();
+    // With two trips the first is reached through "/" (our root), the second through ".".
+    let places: &[&str] = if trip.len() > 1 { &["/", "."] } else { &["."] };
+    for (t, place) in trip.iter().zip(places) {
+        for (i, take) in &t.takes {
+            let answer = entered.clone().and_then(|_| detach(place, take, t.dir));
+            send_tree(
+                sock,
+                *i,
+                answer
+                    .as_ref()
+                    .map(|fd| fd.as_raw_fd())
+                    .map_err(|e| e.as_str()),
+            );
+        }
+    }
+}
+
+/// A detached mount of `take`, found at `place` (our root or working directory); refused
+/// unless it is the object H opened.
+fn detach(place: &str, take: &Take<'_>, dir: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+    let (path, want) = match take {
+        Take::Itself => (PathBuf::from(place), dir),
+        Take::File { name, fd } => (Path::new(place).join(name), *fd),
     };
-    // SAFETY: open_tree with AT_FDCWD and a NUL-terminated name; AT_SYMLINK_NOFOLLOW so a
-    // symlink swapped in under the file's name is not followed (and then fails the check).
+    let c = cpath(&path)?;
+    // SAFETY: open_tree with AT_FDCWD and a NUL-terminated path; AT_SYMLINK_NOFOLLOW so a
+    // symlink swapped in under a file's name is not followed (and then fails the check).
     let fd = unsafe {
         libc::syscall(
             libc::SYS_open_tree,
             libc::AT_FDCWD,
-            name.as_ptr(),
+            c.as_ptr(),
             OPEN_TREE_CLONE
                 | libc::O_CLOEXEC as libc::c_uint
                 | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
@@ -448,7 +555,7 @@ fn detach_in_own_namespace(object: &Object) -> Result<OwnedFd, String> {
     }
     // SAFETY: a new descriptor that we own.
     let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let want = grant::fstat(object.fd()).map_err(|e| format!("fstat: {e}"))?;
+    let want = grant::fstat(want).map_err(|e| format!("fstat: {e}"))?;
     let got = grant::fstat(tree.as_fd()).map_err(|e| format!("fstat: {e}"))?;
     if !grant::same_object(&want, &got) {
         return Err(
@@ -459,37 +566,37 @@ fn detach_in_own_namespace(object: &Object) -> Result<OwnedFd, String> {
     Ok(tree)
 }
 
-/// Child side: one datagram, "k" with the descriptor, or "e" and the error.
-fn send_tree(sock: &OwnedFd, tree: Result<RawFd, &str>) -> i32 {
+/// Child side: one datagram per bind: its index (8 bytes), then "k" with the descriptor, or
+/// "e" and the error.
+fn send_tree(sock: &OwnedFd, index: usize, tree: Result<RawFd, &str>) {
     use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
     use std::io::IoSlice;
-    let sent = match tree {
+    let mut msg = (index as u64).to_le_bytes().to_vec();
+    let fds;
+    let cmsgs: Vec<ControlMessage<'_>> = match tree {
         Ok(fd) => {
-            let fds = [fd];
-            sendmsg::<()>(
-                sock.as_raw_fd(),
-                &[IoSlice::new(b"k")],
-                &[ControlMessage::ScmRights(&fds)],
-                MsgFlags::empty(),
-                None,
-            )
+            msg.push(b'k');
+            fds = [fd];
+            vec![ControlMessage::ScmRights(&fds)]
         }
         Err(e) => {
-            let text = format!("e{e}");
-            sendmsg::<()>(
-                sock.as_raw_fd(),
-                &[IoSlice::new(text.as_bytes())],
-                &[],
-                MsgFlags::empty(),
-                None,
-            )
+            msg.push(b'e');
+            msg.extend_from_slice(e.as_bytes());
+            vec![]
         }
     };
-    i32::from(sent.is_err())
+    // An unsent answer is seen by the init as end-of-file once we exit.
+    let _ = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(&msg)],
+        &cmsgs,
+        MsgFlags::empty(),
+        None,
+    );
 }
 
-/// Parent side of [`send_tree`].
-fn receive_tree(sock: &OwnedFd) -> Result<OwnedFd, String> {
+/// Parent side of [`send_tree`]: the bind's index and its detached mount or error.
+fn receive_tree(sock: &OwnedFd) -> Result<(usize, Result<OwnedFd, String>), String> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
     use std::io::IoSliceMut;
     let mut buf = [0u8; 1024];
@@ -501,11 +608,11 @@ fn receive_tree(sock: &OwnedFd) -> Result<OwnedFd, String> {
         Some(&mut space),
         MsgFlags::MSG_CMSG_CLOEXEC,
     )
-    .map_err(|e| format!("receive the detached mount: {e}"))?;
+    .map_err(|e| format!("receive a detached mount: {e}"))?;
     let mut fd = None;
     for c in msg
         .cmsgs()
-        .map_err(|e| format!("receive the detached mount: {e}"))?
+        .map_err(|e| format!("receive a detached mount: {e}"))?
     {
         if let ControlMessageOwned::ScmRights(fds) = c {
             for f in fds {
@@ -516,10 +623,16 @@ fn receive_tree(sock: &OwnedFd) -> Result<OwnedFd, String> {
         }
     }
     let n = msg.bytes;
-    match (buf.first(), fd) {
-        (Some(b'k'), Some(fd)) if n == 1 => Ok(fd),
-        (Some(b'e'), _) if n > 0 => Err(String::from_utf8_lossy(&buf[1..n]).into_owned()),
-        _ => Err("the child taking the mount died without an answer".into()),
+    if n < 9 {
+        return Err("a child taking the shared paths died without an answer".into());
+    }
+    let mut index = [0u8; 8];
+    index.copy_from_slice(&buf[..8]);
+    let index = u64::from_le_bytes(index) as usize;
+    match (buf[8], fd) {
+        (b'k', Some(fd)) => Ok((index, Ok(fd))),
+        (b'e', _) => Ok((index, Err(String::from_utf8_lossy(&buf[9..n]).into_owned()))),
+        _ => Err("a child taking the shared paths sent a malformed answer".into()),
     }
 }
 

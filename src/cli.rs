@@ -48,6 +48,14 @@ pub struct RunArgs {
     /// Show a host path read-write at the same path inside (repeatable).
     #[arg(long, value_name = "PATH")]
     pub allow_write: Vec<PathBuf>,
+    /// Show the object behind the inherited descriptor FD read-only at PATH inside
+    /// (repeatable). The caller opened it (e.g. with openat2 beneath a root it allows); it is
+    /// mounted as it is, never looked up by name, and does not reach the workload.
+    #[arg(long, value_name = "FD:PATH", value_parser = crate::grant::parse_fd_spec)]
+    pub grant_read_fd: Vec<(RawFd, PathBuf)>,
+    /// Like --grant-read-fd, read-write.
+    #[arg(long, value_name = "FD:PATH", value_parser = crate::grant::parse_fd_spec)]
+    pub grant_write_fd: Vec<(RawFd, PathBuf)>,
     /// Working directory inside (default: the current directory if shared, else /workspace).
     #[arg(long, value_name = "PATH")]
     pub workdir: Option<PathBuf>,

@@ -27,6 +27,11 @@ pub struct Invocation {
     pub write_limit: Option<Size>,
     pub allow_read: Vec<PathBuf>,
     pub allow_write: Vec<PathBuf>,
+    /// Objects the caller opened itself, each an inherited descriptor (3 or above) and where
+    /// it appears inside: shown read-only.
+    pub grant_read_fd: Vec<(RawFd, PathBuf)>,
+    /// Like `grant_read_fd`, writable.
+    pub grant_write_fd: Vec<(RawFd, PathBuf)>,
     pub allow_net: Vec<String>,
     pub allow_degraded: Vec<Degradation>,
     /// Added to the workload's environment, in order.
@@ -93,6 +98,16 @@ impl Invocation {
         for p in &self.allow_write {
             opt("allow-write", p);
         }
+        for (flag, grants) in [
+            ("grant-read-fd", &self.grant_read_fd),
+            ("grant-write-fd", &self.grant_write_fd),
+        ] {
+            for (fd, inside) in grants {
+                let mut v = OsString::from(format!("{fd}:"));
+                v.push(inside);
+                opt(flag, &v);
+            }
+        }
         for n in &self.allow_net {
             opt("allow-net", n);
         }
@@ -144,6 +159,8 @@ mod tests {
             policy: inv.policy.clone(),
             allow_read: inv.allow_read.clone(),
             allow_write: inv.allow_write.clone(),
+            grant_read_fd: inv.grant_read_fd.clone(),
+            grant_write_fd: inv.grant_write_fd.clone(),
             workdir: inv.workdir.clone(),
             env: inv.env.clone(),
             memory: inv.memory,
@@ -186,6 +203,8 @@ mod tests {
             write_limit: Some(Size(3 * 1024 * Size::MIB)),
             allow_read: vec!["/data/a b".into(), "/x=y".into()],
             allow_write: vec!["/out".into()],
+            grant_read_fd: vec![(4, "/run/bridge".into()), (5, "/data/x:y".into())],
+            grant_write_fd: vec![(6, "/work space/out".into())],
             allow_net: vec!["*.example.com".into(), "10.0.0.1:8080".into()],
             allow_degraded: vec![Degradation::NoLandlock, Degradation::UnboundedWrites],
             env: vec![

@@ -6,6 +6,7 @@
 
 pub mod cgroup;
 pub mod cli;
+pub mod grant;
 pub mod invocation;
 pub mod launch;
 pub mod net;

@@ -8,11 +8,14 @@
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cgroup::{CgroupRequest, CpuQuota, RunCgroup};
+use crate::grant::{self, Access, Grant};
 use crate::launch::{
     self, egress, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec,
 };
@@ -25,12 +28,25 @@ use crate::report::{CpuShare, Layers, LimitHit, MemoryCap, RunReport};
 use crate::runtime::{self, ResolvedCommand};
 use crate::Error;
 
-/// A sandbox configuration: a policy, plus paths shared by the caller.
+/// A sandbox configuration: a policy, plus paths and objects shared by the caller.
+///
+/// Cloning shares the granted descriptors (they are reference-counted), not copies of them.
 #[derive(Clone, Debug)]
 pub struct Sandbox {
     policy: Policy,
     allow_read: Vec<PathBuf>,
     allow_write: Vec<PathBuf>,
+    held: Vec<HeldFd>,
+}
+
+/// An object the caller opened itself, to show at `inside`.
+#[derive(Clone, Debug)]
+struct HeldFd {
+    fd: Arc<OwnedFd>,
+    inside: PathBuf,
+    access: Access,
+    /// The option it came from, for messages.
+    flag: &'static str,
 }
 
 impl Sandbox {
@@ -39,6 +55,7 @@ impl Sandbox {
             policy,
             allow_read: Vec::new(),
             allow_write: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -55,6 +72,35 @@ impl Sandbox {
     /// Shows a host path read-write at the same path inside. It must exist.
     pub fn allow_write(&mut self, path: impl Into<PathBuf>) -> &mut Self {
         self.allow_write.push(path.into());
+        self
+    }
+
+    /// Shows the object behind `fd` (a directory or file the caller opened, e.g. with `openat2`
+    /// beneath a root it allows) at the absolute path `inside`, with `access`.
+    ///
+    /// The object is mounted as it is: no path is looked up for it again, so a symlink swapped
+    /// in after the caller opened it changes nothing. The same checks as for `allow_read` are
+    /// made on the object when the command is prepared (not `/`, `/proc`, `/sys`, `/dev`;
+    /// usable by the sandbox's host uid). The descriptor never reaches the workload.
+    pub fn grant(&mut self, fd: OwnedFd, inside: impl Into<PathBuf>, access: Access) -> &mut Self {
+        self.grant_as(fd, inside, access, "grant")
+    }
+
+    /// [`Sandbox::grant`], naming the option the descriptor came from in messages
+    /// (`--grant-read-fd`).
+    pub fn grant_as(
+        &mut self,
+        fd: OwnedFd,
+        inside: impl Into<PathBuf>,
+        access: Access,
+        flag: &'static str,
+    ) -> &mut Self {
+        self.held.push(HeldFd {
+            fd: Arc::new(fd),
+            inside: inside.into(),
+            access,
+            flag,
+        });
         self
     }
 
@@ -129,36 +175,71 @@ impl<'a> Command<'a> {
         let runtime = policy.runtime.or(resolved.runtime);
         let ids = Ids::for_current_user()?;
 
-        // (paths, writable, required, where they come from); order matters, see MountPlan.
+        // (paths, access, need, where they come from); order matters, see MountPlan.
         let install = std::slice::from_ref(&resolved.install);
-        let sources: [(&[PathBuf], bool, bool, &'static str); 5] = [
+        let sources: [(&[PathBuf], Access, mounts::Need, &'static str); 5] = [
             (
                 &policy.filesystem.read_only,
-                false,
-                false,
+                Access::ReadOnly,
+                mounts::Need::Optional,
                 "policy filesystem.read_only",
             ),
             (
                 &policy.filesystem.read_write,
-                true,
-                false,
+                Access::ReadWrite,
+                mounts::Need::Optional,
                 "policy filesystem.read_write",
             ),
-            (install, false, false, "runtime install"),
-            (&self.sandbox.allow_read, false, true, "--allow-read"),
-            (&self.sandbox.allow_write, true, true, "--allow-write"),
+            (
+                install,
+                Access::ReadOnly,
+                mounts::Need::Optional,
+                "runtime install",
+            ),
+            (
+                &self.sandbox.allow_read,
+                Access::ReadOnly,
+                mounts::Need::Required,
+                "--allow-read",
+            ),
+            (
+                &self.sandbox.allow_write,
+                Access::ReadWrite,
+                mounts::Need::Required,
+                "--allow-write",
+            ),
         ];
         let shares: Vec<mounts::Share<'_>> = sources
             .iter()
-            .flat_map(|(paths, writable, required, flag)| {
+            .flat_map(|(paths, access, need, flag)| {
                 paths.iter().map(move |p| mounts::Share {
                     path: p,
-                    writable: *writable,
-                    required: *required,
+                    access: *access,
+                    need: *need,
                     flag,
                 })
             })
             .collect();
+        let held = self
+            .sandbox
+            .held
+            .iter()
+            .map(|h| {
+                let fail = |e: grant::GrantError| Error::Usage(format!("{} {e}", h.flag));
+                let object = grant::object_from_fd(h.fd.clone()).map_err(fail)?;
+                let host_path = grant::path_of(object.fd())
+                    .map_err(|e| Error::Usage(format!("{}: {e}", h.flag)))?;
+                Ok(mounts::HeldGrant {
+                    grant: Grant {
+                        object,
+                        host_path,
+                        inside: h.inside.clone(),
+                        access: h.access,
+                    },
+                    flag: h.flag,
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let net = if policy.network.allow.is_empty() {
             None
         } else {
@@ -176,6 +257,7 @@ impl<'a> Command<'a> {
         }
         let plan = mounts::MountPlan::build(
             &shares,
+            held,
             policy.limits.tmp_size.0,
             (ids.inner_uid, ids.inner_gid),
             (ids.host_uid, ids.host_gid),
@@ -408,14 +490,28 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
             return RunReport::from_launch(prepared, Err(err), None, vec![]);
         }
     };
-    let pushed = proxy.as_ref().map(|p| {
-        prepared.spec.mounts.ops.push(mounts::MountOp::Bind {
-            source_path: p.dir().to_path_buf(),
-            target: egress::DIR_INSIDE.into(),
-            is_dir: true,
-            writable: false,
-        });
-    });
+    // The proxy's socket directory is ours (just created), and opened like any grant.
+    let pushed = match proxy
+        .as_ref()
+        .map(|p| grant::open_user_path(p.dir()))
+        .transpose()
+    {
+        Ok(opened) => opened.map(|(object, real)| {
+            prepared.spec.mounts.ops.push(mounts::MountOp::Bind {
+                object,
+                host_path: real,
+                target: egress::DIR_INSIDE.into(),
+                access: Access::ReadOnly,
+            });
+        }),
+        Err(e) => {
+            let err = launch::SetupError::new(
+                launch::Step::Preflight,
+                format!("egress proxy directory: {e}"),
+            );
+            return RunReport::from_launch(prepared, Err(err), None, vec![]);
+        }
+    };
     let result = launch::run(&prepared.spec, Some(&cgroup));
     if pushed.is_some() {
         prepared.spec.mounts.ops.pop();
@@ -455,11 +551,13 @@ fn bound_writes(prepared: &mut Prepared) -> Result<quota::Outcome, launch::Setup
         .ops
         .iter()
         .filter_map(|op| match op {
+            // The walk finds the tree by its host path again (after the descriptor was checked):
+            // see SECURITY.md, "What is not protected".
             mounts::MountOp::Bind {
-                source_path,
-                writable: true,
+                host_path,
+                access: Access::ReadWrite,
                 ..
-            } => Some(source_path.clone()),
+            } => Some(host_path.clone()),
             _ => None,
         })
         .collect();
@@ -586,12 +684,26 @@ impl Prepared {
         for op in &self.spec.mounts.ops {
             match op {
                 mounts::MountOp::Bind {
-                    target, writable, ..
-                } => out.push_str(&format!(
-                    "{:<12} bind, {}\n",
-                    target.display(),
-                    if *writable { "read-write" } else { "read-only" }
-                )),
+                    target,
+                    access,
+                    host_path,
+                    ..
+                } => {
+                    let from = if host_path == target {
+                        String::new()
+                    } else {
+                        format!(" of {}", host_path.display())
+                    };
+                    out.push_str(&format!(
+                        "{:<12} bind{from}, {}\n",
+                        target.display(),
+                        if access.writable() {
+                            "read-write"
+                        } else {
+                            "read-only"
+                        }
+                    ))
+                }
                 mounts::MountOp::Symlink { target, points_to } => out.push_str(&format!(
                     "{:<12} symlink -> {}\n",
                     target.display(),

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use code_executor::cli::{self, Cli, RunArgs, Sub};
+use code_executor::grant::{self, Access};
 use code_executor::launch::{SetupError, Step};
 use code_executor::policy::RuntimeKind;
 use code_executor::probe::{self, Level};
@@ -201,6 +202,24 @@ fn build(args: &RunArgs) -> Result<Sandbox, Error> {
     }
     for p in &args.allow_write {
         sandbox.allow_write(p);
+    }
+    let held = [
+        ("--grant-read-fd", Access::ReadOnly, &args.grant_read_fd),
+        ("--grant-write-fd", Access::ReadWrite, &args.grant_write_fd),
+    ];
+    let mut taken = Vec::new();
+    for (flag, access, specs) in held {
+        for (fd, inside) in specs {
+            if taken.contains(fd) || args.report_fd == Some(*fd) {
+                return Err(Error::Usage(format!(
+                    "{flag} {fd}: descriptor {fd} is given twice (or is also --report-fd); pass each descriptor once"
+                )));
+            }
+            taken.push(*fd);
+            let owned =
+                grant::adopt_inherited(*fd, flag).map_err(|e| Error::Usage(e.to_string()))?;
+            sandbox.grant_as(owned, inside, access, flag);
+        }
     }
     Ok(sandbox)
 }

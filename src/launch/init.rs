@@ -27,7 +27,8 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 
-    let sources = match mounts::open_sources(&spec.mounts) {
+    // Detached mounts of H's descriptors, then a mount namespace of our own (see take_sources).
+    let sources = match mounts::take_sources(&spec.mounts) {
         Ok(s) => s,
         Err(e) => fail(SetupError::new(Step::Mounts, e)),
     };

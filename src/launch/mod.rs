@@ -272,8 +272,10 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
     let (sync_r, sync_w) = pipe()?; // H -> I: "maps written, go"; EOF = H died, give up.
     let (msg_r, msg_w) = pipe()?; // I, W -> H: JSON lines.
 
+    // No CLONE_NEWNS here: I first turns H's descriptors of the granted objects into mounts it
+    // can attach, which needs the host's mount namespace, then unshares its own
+    // (mounts::take_sources).
     let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
         | libc::CLONE_NEWPID
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWIPC

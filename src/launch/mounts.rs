@@ -5,19 +5,19 @@
 //! can hand out the docker socket. We build a root from nothing: a small tmpfs, read-only binds
 //! of what the runtime needs, a private /tmp and /workspace, a minimal /dev and a fresh /proc.
 //!
-//! The plan is made on the host side (`MountPlan::build`), where every path is resolved. The init
-//! process opens every source as an O_PATH descriptor first (binds must come from mounts of its
-//! own namespace, and it still has the caller's uid then), and binds from `/proc/self/fd/N`, so
-//! sources hidden by our own tmpfs on /tmp stay reachable.
+//! The plan is made on the host side (`MountPlan::build`): every host path is opened there,
+//! once, and checked on the descriptor it gave (see [`crate::grant`]); from then on only the
+//! descriptor travels. The init process gets the descriptors with its copy of the fd table and
+//! mounts exactly those objects ([`take_sources`]); no host path is looked up again.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ffi::{CString, OsStr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::Mode;
+
+use crate::grant::{self, Access, Grant, GrantError, Object};
 
 /// Where the sandbox's own writable places are.
 pub const TMP: &str = "/tmp";
@@ -29,12 +29,13 @@ pub const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom"];
 /// One step of building the root, in order.
 #[derive(Debug)]
 pub enum MountOp {
-    /// Bind a host file or directory (opened as O_PATH) at `target`.
+    /// Bind a granted host object (held as an O_PATH descriptor) at `target`.
     Bind {
-        source_path: PathBuf,
+        object: Object,
+        /// Where the object was on the host when it was opened, for messages.
+        host_path: PathBuf,
         target: PathBuf,
-        is_dir: bool,
-        writable: bool,
+        access: Access,
     },
     /// A symlink, copied from the host (e.g. /bin -> usr/bin on merged-/usr systems).
     Symlink { target: PathBuf, points_to: PathBuf },
@@ -68,21 +69,43 @@ pub enum PlanError {
         path: String,
         reason: String,
     },
+    #[error("{flag} {source}")]
+    Grant {
+        flag: &'static str,
+        source: GrantError,
+    },
 }
 
-/// A host path to show inside, as asked by the policy (optional) or the user (required).
+/// Whether a share must exist: the policy's paths are optional (absent ones are skipped, a
+/// symlink is copied as a symlink), the user's are required and checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    Optional,
+    Required,
+}
+
+/// A host path to show inside at the same path, as asked by the policy or the user.
 pub struct Share<'a> {
     pub path: &'a Path,
-    pub writable: bool,
-    pub required: bool,
+    pub access: Access,
+    pub need: Need,
+    pub flag: &'static str,
+}
+
+/// A grant the caller opened itself (`--grant-read-fd`, [`crate::Sandbox::grant`]).
+pub struct HeldGrant {
+    pub grant: Grant,
     pub flag: &'static str,
 }
 
 impl MountPlan {
     /// Plans the root. `shares` come in order: policy paths, the runtime's install, then the
-    /// user's --allow-read/--allow-write paths (sorted here so parents are mounted first).
+    /// user's --allow-read/--allow-write paths; `held` are grants opened by the caller. The
+    /// user's shares and the held grants are opened and checked here, then sorted so parents are
+    /// mounted first.
     pub fn build(
         shares: &[Share<'_>],
+        held: Vec<HeldGrant>,
         tmp_size: u64,
         inner_ids: (u32, u32),
         host_ids: (u32, u32),
@@ -105,7 +128,9 @@ impl MountPlan {
             }
         }
         for s in system {
-            plan.add_share(s)?;
+            if let Some(g) = plan.open_share(s)? {
+                plan.add_grant(g, s.need, s.flag)?;
+            }
         }
         for (target, contents) in etc_files {
             plan.ops.push(MountOp::File { target, contents });
@@ -122,14 +147,23 @@ impl MountPlan {
             mode: 0o755,
             owner: Some(inner_ids),
         });
-        user.sort_by_key(|s| s.path.components().count());
+        let mut opened = Vec::new();
         for s in user {
-            plan.add_share(s)?;
+            if let Some(g) = plan.open_share(s)? {
+                opened.push((g, s.need, s.flag));
+            }
+        }
+        opened.extend(held.into_iter().map(|h| (h.grant, Need::Required, h.flag)));
+        opened.sort_by_key(|(g, _, _)| g.inside.components().count());
+        for (g, need, flag) in opened {
+            plan.add_grant(g, need, flag)?;
         }
         Ok(plan)
     }
 
-    fn add_share(&mut self, s: &Share<'_>) -> Result<(), PlanError> {
+    /// Opens a share's path (once: everything after works on the descriptor). `None` when an
+    /// optional path is absent or was copied as a symlink.
+    fn open_share(&mut self, s: &Share<'_>) -> Result<Option<Grant>, PlanError> {
         let bad = |reason: String| PlanError::BadPath {
             flag: s.flag,
             path: s.path.display().to_string(),
@@ -138,52 +172,89 @@ impl MountPlan {
         if !s.path.is_absolute() {
             return Err(bad("not an absolute path".into()));
         }
-        let meta = match std::fs::symlink_metadata(s.path) {
-            Ok(m) => m,
-            Err(e) if !s.required => {
-                let _ = e;
-                self.skipped.push(s.path.to_path_buf());
-                return Ok(());
+        if s.need == Need::Optional {
+            // A policy path that is a symlink on this host (/bin -> usr/bin) is recreated as a
+            // symlink inside; it points into the sandbox's own root, not the host's.
+            match std::fs::symlink_metadata(s.path) {
+                Err(_) => {
+                    self.skipped.push(s.path.to_path_buf());
+                    return Ok(None);
+                }
+                Ok(m) if m.file_type().is_symlink() => {
+                    let to = std::fs::read_link(s.path).map_err(|e| bad(e.to_string()))?;
+                    self.ops.push(MountOp::Symlink {
+                        target: s.path.to_path_buf(),
+                        points_to: to,
+                    });
+                    return Ok(None);
+                }
+                Ok(_) => {}
             }
-            Err(e) => return Err(bad(format!("{e}; give a path that exists"))),
+        }
+        // The path is resolved (the user's symlinks followed) once, and shown at its real
+        // location; the object is what that canonical path named, opened without following.
+        let (object, real) = grant::open_user_path(s.path).map_err(|source| PlanError::Grant {
+            flag: s.flag,
+            source,
+        })?;
+        Ok(Some(Grant {
+            object,
+            host_path: real.clone(),
+            inside: real,
+            access: s.access,
+        }))
+    }
+
+    /// Adds a bind of an opened object, after checking the object (never its name).
+    fn add_grant(&mut self, g: Grant, need: Need, flag: &'static str) -> Result<(), PlanError> {
+        let bad = |reason: String| PlanError::BadPath {
+            flag,
+            path: g.host_path.display().to_string(),
+            reason,
         };
-        if meta.file_type().is_symlink() && !s.required {
-            let to = std::fs::read_link(s.path).map_err(|e| bad(e.to_string()))?;
-            self.ops.push(MountOp::Symlink {
-                target: s.path.to_path_buf(),
-                points_to: to,
-            });
+        if need == Need::Required {
+            grant::check_user_object(&g.object, &g.host_path).map_err(&bad)?;
+            grant::check_access(&g.object, self.host_ids, g.access).map_err(&bad)?;
+            check_inside(&g.inside).map_err(&bad)?;
+        }
+        let same_path = g.inside == g.host_path;
+        if same_path && self.covers(&g.inside, g.access) {
             return Ok(());
         }
-        // The user's paths are resolved (symlinks followed) and shown at their real location.
-        let real = std::fs::canonicalize(s.path).map_err(|e| bad(e.to_string()))?;
-        if s.required {
-            check_user_path(&real).map_err(&bad)?;
-            check_access(&real, self.host_ids, s.writable).map_err(&bad)?;
-        }
-        if self.covers(&real, s.writable) {
-            return Ok(());
+        // A bind's mount point is created inside whatever is mounted above it. For a path shown
+        // at its own host path that is the same host tree; an object shown elsewhere would get
+        // its mount point created in (or refused by) an unrelated object, maybe on the host.
+        for op in &self.ops {
+            if let MountOp::Bind {
+                target, host_path, ..
+            } = op
+            {
+                let above_is_same_path = target == host_path;
+                if g.inside.starts_with(target) && !(same_path && above_is_same_path) {
+                    return Err(bad(format!(
+                        "{} lies inside {}, which is already shown from another object; choose a path outside it",
+                        g.inside.display(),
+                        target.display()
+                    )));
+                }
+            }
         }
         self.ops.push(MountOp::Bind {
-            source_path: real.clone(),
-            is_dir: std::fs::metadata(&real)
-                .map(|m| m.is_dir())
-                .unwrap_or(false),
-            target: real,
-            writable: s.writable,
+            object: g.object,
+            host_path: g.host_path,
+            target: g.inside,
+            access: g.access,
         });
         Ok(())
     }
 
     /// True when an earlier bind already shows `path` with the same access. (A path asked
     /// with different access than its parent share gets a bind of its own, over it.)
-    fn covers(&self, path: &Path, writable: bool) -> bool {
+    fn covers(&self, path: &Path, access: Access) -> bool {
         self.ops.iter().any(|op| match op {
             MountOp::Bind {
-                target,
-                writable: w,
-                ..
-            } => path.starts_with(target) && *w == writable,
+                target, access: a, ..
+            } => path.starts_with(target) && *a == access,
             _ => false,
         })
     }
@@ -193,11 +264,8 @@ impl MountPlan {
         let mut ro = vec![PathBuf::from("/etc"), PathBuf::from("/proc")];
         let mut rw = vec![PathBuf::from(TMP), PathBuf::from(WORKSPACE)];
         for op in &self.ops {
-            if let MountOp::Bind {
-                target, writable, ..
-            } = op
-            {
-                if *writable {
+            if let MountOp::Bind { target, access, .. } = op {
+                if access.writable() {
                     rw.push(target.clone())
                 } else {
                     ro.push(target.clone())
@@ -208,54 +276,21 @@ impl MountPlan {
     }
 }
 
-/// The workload runs as an unprivileged host uid (65534 when root starts it): a shared path it
-/// cannot use would fail later with a bare EACCES inside, so say it now, with the fix.
-fn check_access(real: &Path, (uid, gid): (u32, u32), writable: bool) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(real).map_err(|e| e.to_string())?;
-    let mode = m.mode();
-    let bits = if m.uid() == uid {
-        (mode >> 6) & 7
-    } else if m.gid() == gid {
-        (mode >> 3) & 7
-    } else {
-        mode & 7
-    };
-    let need = match (m.is_dir(), writable) {
-        (true, true) => 0o7,
-        (true, false) => 0o5,
-        (false, true) => 0o6,
-        (false, false) => 0o4,
-    };
-    if bits & need == need {
-        return Ok(());
+/// Where a grant may appear inside: not `/`, and not in the sandbox's own trees.
+fn check_inside(inside: &Path) -> Result<(), String> {
+    if !inside.is_absolute() || inside.components().any(|c| c == Component::ParentDir) {
+        return Err(format!(
+            "{}: the path inside must be absolute, without `..`",
+            inside.display()
+        ));
     }
-    Err(format!(
-        "the sandbox runs as host uid {uid}, which cannot {} it (mode {:o}, owner {}); e.g. `chmod o+{}` it, or chown it to {uid}",
-        if writable { "write" } else { "read" },
-        mode & 0o7777,
-        m.uid(),
-        match (m.is_dir(), writable) {
-            (true, true) => "rwx",
-            (true, false) => "rx",
-            (false, true) => "rw",
-            (false, false) => "r",
-        }
-    ))
-}
-
-/// Paths a user may not share: the whole host, or the sandbox's own special trees.
-fn check_user_path(real: &Path) -> Result<(), String> {
-    if real == Path::new("/") {
-        return Err(
-            "refusing to show the whole host filesystem; name the directories the program needs"
-                .into(),
-        );
+    if inside == Path::new("/") {
+        return Err("cannot be shown over the sandbox's whole root".into());
     }
-    for special in ["/proc", "/dev", "/sys"] {
-        if real.starts_with(special) {
+    for special in ["/proc", "/dev"] {
+        if inside.starts_with(special) {
             return Err(format!(
-                "{special} is the sandbox's own; it cannot be shared from the host"
+                "{special} is the sandbox's own; choose another path inside"
             ));
         }
     }
@@ -319,27 +354,291 @@ fn locked_flags(source_fd: i32) -> MsFlags {
     m
 }
 
-/// Opens every bind source of the plan, in plan order. Runs in the init before it changes uid.
-pub fn open_sources(plan: &MountPlan) -> Result<Vec<OwnedFd>, String> {
-    plan.ops
+/// `open_tree` flag: a detached copy of the mount at the path (not recursive).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
+/// Turns every bind's object into a detached mount this process can attach, in plan order, then
+/// enters a mount namespace of our own. Runs in the init, which must still be in the host's
+/// mount namespace (it is cloned without `CLONE_NEWNS`) and still have the caller's uid.
+///
+/// Why not bind `/proc/self/fd/N`: the kernel binds only from mounts of the caller's own mount
+/// namespace (or detached ones), and a descriptor opened by H refers to a mount of the host's
+/// namespace, of which a new namespace only holds a copy. The two things the kernel carries into
+/// the copy are the working directory and the root: `unshare(CLONE_NEWNS)` moves them onto the
+/// copied mounts. So a short-lived child of ours makes one granted directory its root and
+/// another its working directory (`chroot` after `fchdir`, then `fchdir`, on H's descriptors: no
+/// name is looked up), unshares, and clones the mount under each into a detached mount
+/// (`open_tree(OPEN_TREE_CLONE)`), which it hands back over a socket. A file cannot be a root or
+/// a working directory: the child enters the file's directory and opens the file's name in it,
+/// and refuses unless that finds the very file H opened (same device and inode). The children
+/// run in parallel, two directories each, because each costs a fork.
+pub fn take_sources(plan: &MountPlan) -> Result<Vec<OwnedFd>, String> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let binds: Vec<(&Object, &PathBuf)> = plan
+        .ops
         .iter()
         .filter_map(|op| match op {
-            MountOp::Bind { source_path, .. } => Some(source_path),
+            MountOp::Bind {
+                object, host_path, ..
+            } => Some((object, host_path)),
             _ => None,
         })
-        .map(|p| {
-            open(
-                p,
-                OFlag::O_PATH | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
-                Mode::empty(),
-            )
-            .map_err(|e| format!("open {}: {e}", p.display()))
-        })
-        .collect()
+        .collect();
+    let trips = plan_trips(&binds)?;
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("socketpair: {e}"))?;
+    let mut children = Vec::new();
+    let mut failure = None;
+    for trip in trips.chunks(2) {
+        // SAFETY: fork in a single-threaded process (the init); the child only makes syscalls
+        // and leaves with _exit.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                take_in_own_namespace(trip, &theirs);
+                // SAFETY: leave the forked child without running the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { child }) => children.push(child),
+            Err(e) => {
+                failure = Some(format!("fork to take the shared paths: {e}"));
+                break;
+            }
+        }
+    }
+    // Our copy of the children's end goes, so a child that dies without answering is seen as
+    // end-of-file instead of a wait forever.
+    drop(theirs);
+    let mut trees: Vec<Option<OwnedFd>> = binds.iter().map(|_| None).collect();
+    let wanted = if failure.is_some() { 0 } else { binds.len() };
+    for _ in 0..wanted {
+        match receive_tree(&ours) {
+            Ok((i, Ok(fd))) if i < trees.len() => trees[i] = Some(fd),
+            Ok((i, Err(e))) if i < binds.len() => {
+                failure = Some(format!("{}: {e}", binds[i].1.display()));
+                break;
+            }
+            Ok(_) => {
+                failure = Some("internal: an answer for a bind that does not exist".into());
+                break;
+            }
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    for child in children {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    let trees = trees
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .ok_or("internal: a shared path got no mount")?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| format!("a new mount namespace (unshare CLONE_NEWNS): {e}"))?;
+    Ok(trees)
+}
+
+/// One directory a child enters, and what it takes from it: the directory itself, and files
+/// in it by name. `usize` is the bind's index in plan order.
+struct Trip<'a> {
+    dir: BorrowedFd<'a>,
+    takes: Vec<(usize, Take<'a>)>,
+}
+
+enum Take<'a> {
+    Itself,
+    File { name: &'a OsStr, fd: BorrowedFd<'a> },
+}
+
+/// Groups the binds by the directory a child has to enter (a file's directory can be the same
+/// as another file's or a granted directory).
+fn plan_trips<'a>(binds: &[(&'a Object, &PathBuf)]) -> Result<Vec<Trip<'a>>, String> {
+    let mut trips: Vec<(u64, u64, Trip<'a>)> = Vec::new();
+    for (i, (object, host_path)) in binds.iter().enumerate() {
+        let (dir, take) = match object {
+            Object::Directory(fd) => (fd.as_fd(), Take::Itself),
+            Object::File { fd, dir, name } => (
+                dir.as_fd(),
+                Take::File {
+                    name: name.as_os_str(),
+                    fd: fd.as_fd(),
+                },
+            ),
+        };
+        let st = grant::fstat(dir).map_err(|e| format!("{}: fstat: {e}", host_path.display()))?;
+        match trips
+            .iter_mut()
+            .find(|(dev, ino, _)| (*dev, *ino) == (st.st_dev, st.st_ino))
+        {
+            Some((_, _, trip)) => trip.takes.push((i, take)),
+            None => trips.push((
+                st.st_dev,
+                st.st_ino,
+                Trip {
+                    dir,
+                    takes: vec![(i, take)],
+                },
+            )),
+        }
+    }
+    Ok(trips.into_iter().map(|(_, _, t)| t).collect())
+}
+
+/// In a forked child: enter the first trip's directory as root and the second's (if any) as
+/// working directory, unshare, and send a detached mount (or an error) for every take.
+fn take_in_own_namespace(trip: &[Trip<'_>], sock: &OwnedFd) {
+    let entered = (|| -> Result<(), String> {
+        let dot = CString::new(".").expect("no NUL");
+        nix::unistd::fchdir(trip[0].dir).map_err(|e| format!("fchdir: {e}"))?;
+        if trip.len() > 1 {
+            // SAFETY: chroot with a NUL-terminated path; "." is the directory just entered.
+            if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
+                return Err(format!("chroot: {}", std::io::Error::last_os_error()));
+            }
+            nix::unistd::fchdir(trip[1].dir).map_err(|e| format!("fchdir: {e}"))?;
+        }
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+            .map_err(|e| format!("unshare CLONE_NEWNS: {e}"))
+    })();
+    // With two trips the first is reached through "/" (our root), the second through ".".
+    let places: &[&str] = if trip.len() > 1 { &["/", "."] } else { &["."] };
+    for (t, place) in trip.iter().zip(places) {
+        for (i, take) in &t.takes {
+            let answer = entered.clone().and_then(|_| detach(place, take, t.dir));
+            send_tree(
+                sock,
+                *i,
+                answer
+                    .as_ref()
+                    .map(|fd| fd.as_raw_fd())
+                    .map_err(|e| e.as_str()),
+            );
+        }
+    }
+}
+
+/// A detached mount of `take`, found at `place` (our root or working directory); refused
+/// unless it is the object H opened.
+fn detach(place: &str, take: &Take<'_>, dir: BorrowedFd<'_>) -> Result<OwnedFd, String> {
+    let (path, want) = match take {
+        Take::Itself => (PathBuf::from(place), dir),
+        Take::File { name, fd } => (Path::new(place).join(name), *fd),
+    };
+    let c = cpath(&path)?;
+    // SAFETY: open_tree with AT_FDCWD and a NUL-terminated path; AT_SYMLINK_NOFOLLOW so a
+    // symlink swapped in under a file's name is not followed (and then fails the check).
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE
+                | libc::O_CLOEXEC as libc::c_uint
+                | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(format!(
+            "open_tree (Linux 5.2+): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a new descriptor that we own.
+    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let want = grant::fstat(want).map_err(|e| format!("fstat: {e}"))?;
+    let got = grant::fstat(tree.as_fd()).map_err(|e| format!("fstat: {e}"))?;
+    if !grant::same_object(&want, &got) {
+        return Err(
+            "changed while it was being shared (another file now has its name); nothing was shared; try again"
+                .into(),
+        );
+    }
+    Ok(tree)
+}
+
+/// Child side: one datagram per bind: its index (8 bytes), then "k" with the descriptor, or
+/// "e" and the error.
+fn send_tree(sock: &OwnedFd, index: usize, tree: Result<RawFd, &str>) {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::io::IoSlice;
+    let mut msg = (index as u64).to_le_bytes().to_vec();
+    let fds;
+    let cmsgs: Vec<ControlMessage<'_>> = match tree {
+        Ok(fd) => {
+            msg.push(b'k');
+            fds = [fd];
+            vec![ControlMessage::ScmRights(&fds)]
+        }
+        Err(e) => {
+            msg.push(b'e');
+            msg.extend_from_slice(e.as_bytes());
+            vec![]
+        }
+    };
+    // An unsent answer is seen by the init as end-of-file once we exit.
+    let _ = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(&msg)],
+        &cmsgs,
+        MsgFlags::empty(),
+        None,
+    );
+}
+
+/// Parent side of [`send_tree`]: the bind's index and its detached mount or error.
+fn receive_tree(sock: &OwnedFd) -> Result<(usize, Result<OwnedFd, String>), String> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::io::IoSliceMut;
+    let mut buf = [0u8; 1024];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(|e| format!("receive a detached mount: {e}"))?;
+    let mut fd = None;
+    for c in msg
+        .cmsgs()
+        .map_err(|e| format!("receive a detached mount: {e}"))?
+    {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for f in fds {
+                // SAFETY: a descriptor the kernel just installed for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(f) };
+                fd.get_or_insert(owned);
+            }
+        }
+    }
+    let n = msg.bytes;
+    if n < 9 {
+        return Err("a child taking the shared paths died without an answer".into());
+    }
+    let mut index = [0u8; 8];
+    index.copy_from_slice(&buf[..8]);
+    let index = u64::from_le_bytes(index) as usize;
+    match (buf[8], fd) {
+        (b'k', Some(fd)) => Ok((index, Ok(fd))),
+        (b'e', _) => Ok((index, Err(String::from_utf8_lossy(&buf[9..n]).into_owned()))),
+        _ => Err("a child taking the shared paths sent a malformed answer".into()),
+    }
 }
 
 /// Builds the new root at `newroot` (an empty directory of the init's mount namespace), with
-/// the descriptors from [`open_sources`].
+/// the detached mounts from [`take_sources`].
 pub fn build_root(plan: &MountPlan, sources: &[OwnedFd], newroot: &Path) -> Result<(), String> {
     let mut sources = sources.iter();
     let none: Option<&str> = None;
@@ -397,20 +696,13 @@ pub fn build_root(plan: &MountPlan, sources: &[OwnedFd], newroot: &Path) -> Resu
                 .map_err(|e| format!("mount tmpfs on {}: {e}", target.display()))?;
             }
             MountOp::Bind {
+                object,
+                host_path,
                 target,
-                is_dir,
-                writable,
-                source_path,
+                access,
             } => {
                 let fd = sources.next().ok_or("internal: fewer sources than binds")?;
-                bind(
-                    newroot,
-                    fd.as_raw_fd(),
-                    source_path,
-                    target,
-                    *is_dir,
-                    *writable,
-                )?
+                bind(newroot, fd, host_path, target, object.is_dir(), *access)?
             }
         }
     }
@@ -428,13 +720,15 @@ pub fn build_root(plan: &MountPlan, sources: &[OwnedFd], newroot: &Path) -> Resu
     Ok(())
 }
 
+/// Attaches the detached mount `tree` (from [`take_sources`]) at `target` and remounts it with
+/// `access`, keeping the flags the kernel locks.
 fn bind(
     newroot: &Path,
-    fd: i32,
-    source_path: &Path,
+    tree: &OwnedFd,
+    host_path: &Path,
     target: &Path,
     is_dir: bool,
-    writable: bool,
+    access: Access,
 ) -> Result<(), String> {
     let none: Option<&str> = None;
     let t = under(newroot, target);
@@ -448,16 +742,35 @@ fn bind(
             std::fs::File::create(&t).map_err(|e| format!("create {}: {e}", t.display()))?;
         }
     }
-    let src = PathBuf::from(format!("/proc/self/fd/{fd}"));
-    // Not recursive: a submount of a shared directory is not shown, so a read-only remount
-    // below cannot leave a writable submount behind.
-    mount(Some(&src), &t, none, MsFlags::MS_BIND, none).map_err(|e| {
-        format!(
-            "bind {} at {}: {e}",
-            source_path.display(),
-            target.display()
+    // Not recursive (open_tree without AT_RECURSIVE): a submount of a shared directory is not
+    // shown, so a read-only remount below cannot leave a writable submount behind.
+    let ct = cpath(&t)?;
+    let empty = CString::new("").expect("no NUL");
+    // SAFETY: move_mount with a valid detached-mount descriptor and NUL-terminated paths.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            ct.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
         )
-    })?;
+    };
+    if r != 0 {
+        return Err(format!(
+            "bind {} at {}: move_mount: {}",
+            host_path.display(),
+            target.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    // The clone keeps the host mount's propagation: make it private, so nothing the host mounts
+    // later appears inside.
+    mount(none, &t, none, MsFlags::MS_PRIVATE, none)
+        .map_err(|e| format!("make {} private: {e}", target.display()))?;
+    let fd = tree.as_raw_fd();
+    let writable = access.writable();
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     flags |= locked_flags(fd) & !MsFlags::MS_RDONLY;
     if !writable {
@@ -465,7 +778,7 @@ fn bind(
     } else if locked_flags(fd).contains(MsFlags::MS_RDONLY) {
         return Err(format!(
             "{} is on a read-only filesystem; it cannot be shared writable",
-            source_path.display()
+            host_path.display()
         ));
     }
     mount(none, &t, none, flags, none).map_err(|e| {

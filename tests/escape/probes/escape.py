@@ -270,7 +270,7 @@ def group_sys():
     # Host processes: invisible and unsignalable. HOST_PID is the harness's own pid.
     hp = int(os.environ.get("HOST_PID", "0"))
     pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
-    out("proc:pids", ret=pids)
+    out("proc:pids", ret=pids, own=os.getpid())
     attempt("kill:host_pid", lambda: os.kill(hp, 0))
     attempt("proc:host_pid_dir", lambda: os.stat(f"/proc/{hp}").st_uid)
 

@@ -232,7 +232,10 @@ fn a_descriptor_grant_can_be_writable_and_can_be_a_file() {
 
     let script = format!("cat /etc/app.txt; echo; echo hi > /out/new && echo WROTE; {LIST_FDS}");
     let mut c = Command::new(SANDBOX_RUN);
+    // The directory is on /tmp, without project quotas here: a writable grant needs the
+    // named weaker mode (tests/write_bound.rs tests the refusal).
     c.args([
+        "--allow-degraded=unbounded-writes",
         "--grant-write-fd",
         "6:/out",
         "--grant-read-fd",

@@ -7,12 +7,14 @@
 //! the child is how a run is cancelled, timed out as a backstop, or stopped at shutdown.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use code_executor::grant::Access;
 use code_executor::policy::{Degradation, Size};
 use code_executor::report::RunStatus;
 use code_executor::{Invocation, RunReport};
@@ -58,8 +60,13 @@ pub struct RunSpec {
     pub runtime: GuestRuntime,
     pub command: PathBuf,
     pub args: Vec<String>,
+    /// Where the granted objects appear inside, read-only and writable (for the interpreter's
+    /// own permission flags; what is mounted is `grants`).
     pub read: Vec<PathBuf>,
     pub write: Vec<PathBuf>,
+    /// What the sandbox shows of the host: objects the server opened itself, each handed to
+    /// sandbox-run as a descriptor (`--grant-read-fd` / `--grant-write-fd`), never as a name.
+    pub grants: Vec<HostGrant>,
     pub net: Vec<String>,
     pub timeout_ms: u64,
     /// CPU share of the whole run, in CPUs (`--cpus`).
@@ -74,7 +81,27 @@ pub struct RunSpec {
 }
 
 /// The descriptor at which `sandbox-run` receives the pipe for its report.
-pub const REPORT_FD: i32 = 3;
+pub const REPORT_FD: RawFd = 3;
+/// The first descriptor of the grants; the i-th grant is at `FIRST_GRANT_FD + i`.
+pub const FIRST_GRANT_FD: RawFd = 4;
+
+/// A host object the server opened itself (beneath an allowed root, or its own run directory),
+/// shown at `inside` with `access`.
+#[derive(Debug, Clone)]
+pub struct HostGrant {
+    pub fd: Arc<OwnedFd>,
+    pub inside: PathBuf,
+    pub access: Access,
+}
+
+/// The descriptors sandbox-run inherits for `spec`: (the server's descriptor, its number there).
+fn inherited_fds(spec: &RunSpec, report: &OwnedFd) -> Vec<(RawFd, RawFd)> {
+    let mut fds = vec![(report.as_raw_fd(), REPORT_FD)];
+    for (i, g) in spec.grants.iter().enumerate() {
+        fds.push((g.fd.as_raw_fd(), FIRST_GRANT_FD + i as RawFd));
+    }
+    fds
+}
 
 /// Captured output of one stream: the kept prefix and how many bytes were dropped.
 #[derive(Debug, Clone, Default)]
@@ -161,8 +188,8 @@ pub fn invocation(spec: &RunSpec) -> Invocation {
         write_limit: spec.write_limit,
         allow_degraded: spec.allow_degraded.clone(),
         env,
-        allow_read: spec.read.clone(),
-        allow_write: spec.write.clone(),
+        grant_read_fd: grant_fds(spec, Access::ReadOnly),
+        grant_write_fd: grant_fds(spec, Access::ReadWrite),
         allow_net: spec.net.iter().filter(|n| !n.is_empty()).cloned().collect(),
         // No sandbox outlives the server, even one killed without a chance to clean up.
         die_with_parent: true,
@@ -197,6 +224,16 @@ pub enum Deadline {
     Server,
 }
 
+/// The `--grant-*-fd` values of one access: the number each grant has in sandbox-run.
+fn grant_fds(spec: &RunSpec, access: Access) -> Vec<(RawFd, PathBuf)> {
+    spec.grants
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.access == access)
+        .map(|(i, g)| (FIRST_GRANT_FD + i as RawFd, g.inside.clone()))
+        .collect()
+}
+
 /// Starts sandbox-run for `spec` (its code is not sent yet), with the write end of a fresh
 /// pipe as its report descriptor.
 pub fn spawn(spec: &RunSpec) -> Result<Launched, SandboxError> {
@@ -211,7 +248,7 @@ pub fn spawn(spec: &RunSpec) -> Result<Launched, SandboxError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    crate::sys::pass_fds(&mut cmd, vec![(report_w.as_raw_fd(), REPORT_FD)]);
+    crate::sys::pass_fds(&mut cmd, inherited_fds(spec, &report_w));
     let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
         path: spec.sandbox_run.clone(),
         source,
@@ -396,6 +433,15 @@ mod tests {
             args: vec!["-c".into(), "R".into()],
             read: vec!["/r".into()],
             write: vec!["/w".into()],
+            grants: ["/r", "/w"]
+                .into_iter()
+                .zip([Access::ReadOnly, Access::ReadWrite])
+                .map(|(p, access)| HostGrant {
+                    fd: Arc::new(std::fs::File::open("/").unwrap().into()),
+                    inside: p.into(),
+                    access,
+                })
+                .collect(),
             net: vec!["".into(), "example.com:443".into()],
             timeout_ms: 2500,
             cpus: Some(1.0),
@@ -410,6 +456,9 @@ mod tests {
         assert_eq!(inv.report_fd, Some(REPORT_FD));
         assert!(inv.die_with_parent);
         assert_eq!(inv.allow_net, vec!["example.com:443".to_string()]);
+        assert_eq!(inv.grant_read_fd, vec![(FIRST_GRANT_FD, "/r".into())]);
+        assert_eq!(inv.grant_write_fd, vec![(FIRST_GRANT_FD + 1, "/w".into())]);
+        assert!(inv.allow_read.is_empty() && inv.allow_write.is_empty());
         let a: Vec<String> = inv
             .to_args()
             .iter()

@@ -39,9 +39,11 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BridgeLimits;
 use crate::params::Permissions;
 use crate::runtime::{interpreter_args, GuestRuntime};
-use crate::sandbox::RunSpec;
+use crate::sandbox::{HostGrant, RunSpec};
 use crate::tool_names::AllowedToolPattern;
+use code_executor::grant::Access;
 use methods::{BridgeFault, RunState};
+use std::os::unix::fs::OpenOptionsExt;
 use upstream::Upstreams;
 
 pub use calls::{audit_lines, call_summary, calls_made, CallRecord};
@@ -59,6 +61,9 @@ const MAX_DRAIN: usize = 64 * 1024 * 1024;
 const MAX_CONNECTIONS: usize = 32;
 /// Name of the socket inside the run's bridge directory.
 pub const SOCKET_NAME: &str = "mcp.sock";
+/// Where a run's bridge directory appears inside its sandbox: the same path in every run (each
+/// sees only its own), so no host path of the server reaches the guest.
+pub const DIR_INSIDE: &str = "/run/mcp-bridge";
 
 /// The bridge of one run. Dropping it stops the listener and removes the socket directory.
 pub struct RunBridge {
@@ -129,24 +134,47 @@ impl RunBridge {
     }
 
     /// `code` with this bridge's prelude (socket path and token) in front.
+    /// The guest's code with the bridge prelude, for a warm sandbox launched with `attach`.
     pub fn wrap_code(&self, runtime: GuestRuntime, code: &str) -> String {
-        with_prelude(runtime, code, &self.socket, &self.token)
+        with_prelude(
+            runtime,
+            code,
+            &Path::new(DIR_INSIDE).join(SOCKET_NAME),
+            &self.token,
+        )
     }
 
     /// Wire this bridge into a run: the prelude before the code, the directory shared
     /// read-only into the sandbox (connect() needs no write access to the mount), and for
     /// deno its own permission flags (read and write on the directory, net on `unix:<socket>`).
-    pub fn attach(&self, spec: &mut RunSpec, perms: &Permissions) {
-        spec.code = with_prelude(spec.runtime, &spec.code, &self.socket, &self.token);
+    pub fn attach(&self, spec: &mut RunSpec, perms: &Permissions) -> Result<(), BridgeError> {
+        // The directory is the server's own, just created: opened here and shown at a fixed
+        // path inside, so the guest sees neither the server's temp directory nor its pid.
+        let fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&self.dir)
+            .map_err(|source| BridgeError {
+                path: self.dir.clone(),
+                source,
+            })?;
+        let inside_dir = PathBuf::from(DIR_INSIDE);
+        let inside_socket = inside_dir.join(SOCKET_NAME);
+        spec.code = with_prelude(spec.runtime, &spec.code, &inside_socket, &self.token);
         if spec.runtime == GuestRuntime::Deno {
             let mut write = spec.write.clone();
-            write.push(self.dir.clone());
+            write.push(inside_dir.clone());
             // deno >= 2.x asks for net permission on `unix:<path>` as well.
             let mut perms = perms.clone();
-            perms.net.push(format!("unix:{}", self.socket.display()));
+            perms.net.push(format!("unix:{}", inside_socket.display()));
             spec.args = interpreter_args(GuestRuntime::Deno, &spec.read, &write, &perms);
         }
-        spec.read.push(self.dir.clone());
+        spec.grants.push(HostGrant {
+            fd: Arc::new(fd.into()),
+            inside: inside_dir,
+            access: Access::ReadOnly,
+        });
+        Ok(())
     }
 
     /// Stop serving, remove the socket and return the calls the run made.

@@ -182,8 +182,9 @@ fn start_fresh(s: &ServerState, prep: PreparedExecution) -> Result<Started, Exec
         runtime: prep.runtime,
         command: prep.command,
         args: prep.args,
-        read: prep.read,
-        write: prep.write,
+        read: prep.read.iter().map(|g| g.inside.clone()).collect(),
+        write: prep.write.iter().map(|g| g.inside.clone()).collect(),
+        grants: prep.read.into_iter().chain(prep.write).collect(),
         net: prep.params.permissions.net.clone(),
         timeout_ms: prep.params.timeout_ms,
         cpus: Some(s.cfg.sandbox.cpus),
@@ -192,7 +193,9 @@ fn start_fresh(s: &ServerState, prep: PreparedExecution) -> Result<Started, Exec
         code: prep.params.code,
         run_dir: dir.path().to_path_buf(),
     };
-    bridge.attach(&mut spec, &prep.params.permissions);
+    bridge
+        .attach(&mut spec, &prep.params.permissions)
+        .map_err(|e| fail(e.to_string()))?;
     Ok(Started {
         run: Box::pin(sandbox::run(spec)),
         bridge,
@@ -243,6 +246,7 @@ pub fn launch_warm(s: &ServerState, runtime: GuestRuntime) -> Result<Warm<RunBri
         args: interpreter_args(runtime, &[], &[], &perms),
         read: Vec::new(),
         write: Vec::new(),
+        grants: Vec::new(),
         net: Vec::new(),
         timeout_ms: MAX_IDLE.as_millis() as u64 + s.cfg.max_timeout_ms,
         cpus: Some(s.cfg.sandbox.cpus),
@@ -251,7 +255,9 @@ pub fn launch_warm(s: &ServerState, runtime: GuestRuntime) -> Result<Warm<RunBri
         code: String::new(),
         run_dir: dir.path().to_path_buf(),
     };
-    bridge.attach(&mut spec, &perms);
+    bridge
+        .attach(&mut spec, &perms)
+        .map_err(|e| e.to_string())?;
     let launched = sandbox::spawn(&spec).map_err(|e| e.to_string())?;
     // From here the warm pool, then the run that takes it, removes the directory.
     Ok(Warm {

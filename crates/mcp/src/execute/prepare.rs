@@ -3,6 +3,9 @@
 //! result that says why, and nothing is launched.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use code_executor::grant::Access;
 
 use serde_json::{Map, Value};
 
@@ -11,6 +14,7 @@ use crate::params::{self, ExecuteParams, ExecuteTool, JsRuntime};
 use crate::paths;
 use crate::patterns::{self, Language};
 use crate::runtime::{interpreter_args, GuestRuntime};
+use crate::sandbox::HostGrant;
 use crate::state::ServerState;
 
 /// A request that passed every pre-run check.
@@ -21,10 +25,10 @@ pub struct PreparedExecution {
     pub command: PathBuf,
     /// The interpreter's arguments.
     pub args: Vec<String>,
-    /// Host paths granted read-only, resolved against the configured roots.
-    pub read: Vec<PathBuf>,
-    /// Host paths granted read-write.
-    pub write: Vec<PathBuf>,
+    /// Host objects granted read-only, resolved against the configured roots and opened.
+    pub read: Vec<HostGrant>,
+    /// Host objects granted read-write.
+    pub write: Vec<HostGrant>,
     /// Dangerous-pattern warnings (the code runs anyway unless the configuration blocks them).
     pub warnings: Vec<String>,
 }
@@ -75,7 +79,8 @@ pub fn prepare(
         o.warnings = warnings;
         return Err(o);
     }
-    let args = interpreter_args(runtime, &read, &write, &p.permissions);
+    let inside = |g: &[HostGrant]| g.iter().map(|g| g.inside.clone()).collect::<Vec<_>>();
+    let args = interpreter_args(runtime, &inside(&read), &inside(&write), &p.permissions);
     Ok(PreparedExecution {
         params: p,
         runtime,
@@ -120,12 +125,13 @@ fn installed_command(s: &ServerState, runtime: GuestRuntime) -> Result<PathBuf, 
     Err(o)
 }
 
-/// The requested host paths, resolved under the configured roots: (read-only, read-write).
+/// The requested host paths, resolved under the configured roots and opened there once:
+/// (read-only, read-write). What the sandbox is given is each descriptor, never the name.
 #[allow(clippy::result_large_err)]
 fn granted_paths(
     s: &ServerState,
     p: &ExecuteParams,
-) -> Result<(Vec<PathBuf>, Vec<PathBuf>), ExecOutcome> {
+) -> Result<(Vec<HostGrant>, Vec<HostGrant>), ExecOutcome> {
     // Write roots are also readable; read permission may use either.
     let read_roots: Vec<PathBuf> = s
         .cfg
@@ -139,6 +145,23 @@ fn granted_paths(
     let write = paths::resolve_all("write", &p.permissions.write, &s.cfg.allow_write)
         .map_err(|e| security(e.to_string()))?;
     // A path granted for writing is readable already; don't mount it twice.
-    let read = read.into_iter().filter(|r| !write.contains(r)).collect();
-    Ok((read, write))
+    let read: Vec<PathBuf> = read.into_iter().filter(|r| !write.contains(r)).collect();
+    let open = |kind, paths: Vec<PathBuf>, roots: &[PathBuf], access| {
+        paths
+            .into_iter()
+            .map(|inside| {
+                let fd = paths::open_granted(kind, &inside, roots)
+                    .map_err(|e| security(e.to_string()))?;
+                Ok(HostGrant {
+                    fd: Arc::new(fd),
+                    inside,
+                    access,
+                })
+            })
+            .collect::<Result<Vec<_>, ExecOutcome>>()
+    };
+    Ok((
+        open("read", read, &read_roots, Access::ReadOnly)?,
+        open("write", write, &s.cfg.allow_write, Access::ReadWrite)?,
+    ))
 }

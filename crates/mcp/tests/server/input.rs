@@ -349,3 +349,82 @@ async fn a_writable_grant_without_a_bound_is_refused_with_the_way_out() {
     let degraded = sc(&r)["sandboxDegraded"].to_string();
     assert!(degraded.contains("unbounded-writes"), "{degraded}");
 }
+
+/// A directory inside an allowed root is swapped for a symlink to a directory outside it (and
+/// back), as fast as a thread can, while runs ask for it with `permissions.read`. The server
+/// opens each grant once beneath its root without following symlinks and hands sandbox-run the
+/// descriptor, so no run ever sees the outside: each sees the real directory or is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlink_swapped_in_never_grants_the_outside() {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let env = ServerEnv::new();
+    let root = env.path().join("proj");
+    let outside = env.path().join("outside");
+    for (dir, marker) in [(root.join("sub"), "INSIDE"), (outside.clone(), "OUTSIDE")] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("marker"), marker).unwrap();
+        set_mode(&dir, 0o755);
+    }
+    std::os::unix::fs::symlink(&outside, root.join("swap")).unwrap();
+    let proj = root.canonicalize().unwrap();
+    let env = env.set("ALLOWED_PROJECTS", proj.display().to_string());
+    let c = env.start().await;
+    let sub = proj.join("sub").display().to_string();
+    let code = format!("print(open({:?}).read())", format!("{sub}/marker"));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let (a, b) = (
+            CString::new(proj.join("sub").as_os_str().as_bytes()).unwrap(),
+            CString::new(proj.join("swap").as_os_str().as_bytes()).unwrap(),
+        );
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: renameat2 with two valid C paths; RENAME_EXCHANGE swaps them atomically.
+                let r = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let (mut inside, mut refused) = (0, 0);
+    for _ in 0..150 {
+        let r = c
+            .call(
+                "executePython",
+                json!({"code": code, "permissions": {"read": [sub.clone()]}}),
+            )
+            .await;
+        let all = text(&r);
+        assert!(!all.contains("OUTSIDE"), "a run saw the outside: {all}");
+        if output(&r) == "INSIDE\n" {
+            inside += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = racer.join().unwrap();
+    eprintln!("{inside} runs saw the real directory, {refused} were refused, {swaps} swaps");
+    assert!(swaps > 1000, "the racer barely ran ({swaps} swaps)");
+    // Some runs must have reached the sandbox, or the check above proved nothing.
+    assert!(
+        inside > 0,
+        "no run got the directory while it was being swapped"
+    );
+}

@@ -201,8 +201,9 @@ impl Layers {
             },
             landlock_abi: None,
             seccomp: format!(
-                "{} syscalls denied, clone with namespace flags denied, clone3 -> ENOSYS, sockets only AF_UNIX/AF_INET/AF_INET6, TIOCSTI/TIOCLINUX denied, x32 and foreign architectures killed; {} instructions",
+                "{} syscalls denied, {} -> ENOSYS (SysV IPC, legacy AIO, clone3, openat2), clone with namespace flags denied, setuid/setgid mode bits and device nodes denied, prlimit on other processes denied, sockets only AF_UNIX/AF_INET/AF_INET6, TIOCSTI/TIOCLINUX denied, x32 and foreign architectures killed; {} instructions",
                 launch::seccomp::DENIED.len(),
+                launch::seccomp::ENOSYS.len(),
                 spec.seccomp.len()
             ),
             environment: "cleared: PATH, HOME, TMPDIR, LANG and the policy's and --env's variables only; fds above 2 closed".into(),

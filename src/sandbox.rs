@@ -440,7 +440,8 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     let policy = &prepared.policy;
     let memory = policy.limits.memory.0;
     let run_id = format!("run-{}-{}", std::process::id(), unique());
-    let tasks = policy.limits.nproc + 2;
+    // The init, the reaper and the egress forwarder are tasks of the run as well.
+    let tasks = policy.limits.nproc + 3;
     let request = CgroupRequest {
         memory,
         tasks,

@@ -19,3 +19,6 @@ mod limits;
 
 #[path = "escape/procs.rs"]
 mod procs;
+
+#[path = "escape/hostres.rs"]
+mod hostres;

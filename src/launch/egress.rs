@@ -176,14 +176,30 @@ fn sweep_stale_dirs() {
 
 /// Inside the namespace (called by the init after `lo` is up): binds 127.0.0.1:PORT and forks
 /// the forwarder, which drops every capability and loads the seccomp filter before serving.
+/// Returns once the forwarder is hardened, or with the reason it could not be: a forwarder that
+/// failed would otherwise show up later as a bare "connection refused" in the workload.
 pub fn start_forwarder(seccomp: &super::seccomp::Program) -> Result<(), String> {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, PORT))
         .map_err(|e| format!("bind the egress forwarder on 127.0.0.1:{PORT}: {e}"))?;
+    let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("pipe for the egress forwarder: {e}"))?;
     // SAFETY: fork in the single-threaded init.
     match unsafe { nix::unistd::fork() } {
         Err(e) => Err(format!("fork the egress forwarder: {e}")),
-        Ok(nix::unistd::ForkResult::Parent { .. }) => Ok(()),
+        Ok(nix::unistd::ForkResult::Parent { .. }) => {
+            drop(done_w);
+            drop(listener);
+            // EOF with nothing written: hardened and serving. Text: why it is not.
+            let mut why = String::new();
+            let _ = std::fs::File::from(done_r).read_to_string(&mut why);
+            if why.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("the egress forwarder could not be hardened: {why}"))
+            }
+        }
         Ok(nix::unistd::ForkResult::Child) => {
+            drop(done_r);
             // SAFETY: prctl with integer arguments.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
             let hardened = super::caps::drop_bounding_and_ambient()
@@ -193,14 +209,16 @@ pub fn start_forwarder(seccomp: &super::seccomp::Program) -> Result<(), String> 
                     if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 {
                         Ok(())
                     } else {
-                        Err("no_new_privs".to_string())
+                        Err(format!("no_new_privs: {}", std::io::Error::last_os_error()))
                     }
                 })
-                .and_then(|_| super::seccomp::load(seccomp));
-            if hardened.is_err() {
+                .and_then(|_| super::seccomp::load(seccomp).map_err(|e| format!("seccomp: {e}")));
+            if let Err(why) = hardened {
+                let _ = nix::unistd::write(&done_w, why.as_bytes());
                 // SAFETY: _exit in a forked child.
                 unsafe { libc::_exit(1) }
             }
+            drop(done_w);
             let socket = Path::new(DIR_INSIDE).join(SOCKET_NAME);
             let _ = crate::net::forwarder::run_forwarder(listener, &socket);
             // SAFETY: _exit in a forked child.

@@ -1,10 +1,11 @@
-//! I: PID 1 of the sandbox's namespaces. Builds the root, forks the workload, reaps, and exits
-//! with the workload's status. Its exit kills everything left in the PID namespace.
+//! I: PID 1 of the sandbox's namespaces. Builds the root, starts the egress forwarder, clones
+//! the reaper (which forks the workload in a nested PID namespace), and exits with the
+//! reaper's status. Its exit kills everything left in the PID namespace.
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-use super::{mounts, send, workload, ChildMsg, Ending, LaunchSpec, SetupError, Step};
+use super::{mounts, rlimits, send, ChildMsg, Ending, LaunchSpec, SetupError, Step};
 
 /// Never returns: exits with the workload's status, or 125 after reporting a setup error.
 pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
@@ -80,23 +81,44 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
         _ => exit(125),
     }
     drop(sync_r);
+    // The bounds of per-user counters, inherited by every process of the run from here on.
+    if let Err(e) = rlimits::apply_host_bounds() {
+        fail(SetupError::new(Step::Rlimits, e));
+    }
     if spec.egress {
         if let Err(e) = super::egress::start_forwarder(&spec.seccomp) {
             fail(SetupError::new(Step::Loopback, e));
         }
     }
 
-    // SAFETY: fork in a single-threaded process.
-    let w = match unsafe { nix::unistd::fork() } {
-        Ok(nix::unistd::ForkResult::Child) => workload::main(spec, &msg_w),
-        Ok(nix::unistd::ForkResult::Parent { child }) => child,
-        Err(e) => fail(SetupError::new(
-            Step::Fork,
-            format!("fork the workload: {e}"),
-        )),
+    // The reaper, PID 1 of a nested PID namespace, forks the workload there (see `reaper`).
+    // SAFETY: a fork-like clone (no CLONE_VM, no new stack) of this single-threaded process.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
     };
+    if r < 0 {
+        fail(SetupError::new(
+            Step::Fork,
+            format!(
+                "clone the reaper into a new PID namespace: {}",
+                std::io::Error::last_os_error()
+            ),
+        ));
+    }
+    if r == 0 {
+        super::reaper::main(spec, &msg_w);
+    }
+    let r = r as libc::pid_t;
 
-    // Reap everything; when the workload ends, report and exit, which kills the rest.
+    // Reap the forwarder when it ends; when the reaper ends, exit with its status, which kills
+    // everything left in this PID namespace (the forwarder, and the nested namespace).
     loop {
         let mut status = 0;
         // SAFETY: wait for any child of PID 1.
@@ -107,23 +129,15 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
             }
             exit(125);
         }
-        if pid == w.as_raw() {
-            let ending = if libc::WIFSIGNALED(status) {
-                Ending::Signaled {
-                    signal: libc::WTERMSIG(status),
-                }
-            } else {
-                Ending::Exited {
-                    code: libc::WEXITSTATUS(status),
-                }
-            };
-            let code = match ending {
-                Ending::Exited { code } => code,
-                Ending::Signaled { signal } => 128 + signal,
-                _ => 125,
-            };
-            send(&msg_w, &ChildMsg::Ending(ending));
-            exit(code);
+        if pid == r {
+            if libc::WIFSIGNALED(status) {
+                // The reaper itself was killed (the memory cgroup's OOM killer, or the workload
+                // lowering its own limits): it could not report, so the init does.
+                let signal = libc::WTERMSIG(status);
+                send(&msg_w, &ChildMsg::Ending(Ending::Signaled { signal }));
+                exit(128 + signal);
+            }
+            exit(libc::WEXITSTATUS(status));
         }
     }
 }

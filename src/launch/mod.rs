@@ -4,13 +4,17 @@
 //! - H, the helper: this (single-threaded) process. It clones I, writes I's uid/gid maps, puts I
 //!   in the run's cgroup, then waits: wall-clock timeout, signals, I's exit.
 //! - I, the init: PID 1 of new user, mount, PID, network, IPC and UTS namespaces. It builds the
-//!   minimal root, pivots into it, brings `lo` up, forks W, reaps, and exits with W's status.
-//!   When I dies, the kernel kills everything in its PID namespace, `setsid` daemons included.
+//!   minimal root, pivots into it, brings `lo` up, bounds the per-user counters, starts the
+//!   egress forwarder, clones R, and exits with R's status. When I dies, the kernel kills
+//!   everything in its PID namespace, `setsid` daemons and the nested namespace included.
+//! - R, the reaper: PID 1 of a PID namespace nested in I's, so the workload cannot name I or
+//!   the forwarder. It mounts the workload's /proc, writes the run's user-namespace quotas,
+//!   forks W, reaps, and reports W's end.
 //! - W, the workload: rlimits, capabilities dropped and verified, no_new_privs, Landlock, seccomp
 //!   last, fds above 2 closed, a clean environment, exec.
 //!
-//! One file per layer: `mounts`, `landlock`, `seccomp`, `caps`, `rlimits`; `init` and
-//! `workload` hold the two child sides. Errors of I and W travel to H over a pipe as JSON, so
+//! One file per layer: `mounts`, `procfs`, `landlock`, `seccomp`, `caps`, `rlimits`, `quotas`;
+//! `init`, `reaper` and `workload` hold the three child sides. Errors of I and W travel to H over a pipe as JSON, so
 //! the user reads which step failed, why, and how to fix it.
 
 pub mod caps;
@@ -18,6 +22,9 @@ pub mod egress;
 mod init;
 pub mod landlock;
 pub mod mounts;
+pub mod procfs;
+pub mod quotas;
+mod reaper;
 pub mod rlimits;
 pub mod seccomp;
 mod workload;
@@ -43,6 +50,7 @@ pub enum Step {
     IdMaps,
     Mounts,
     Proc,
+    Quotas,
     PivotRoot,
     Hostname,
     Loopback,
@@ -64,6 +72,7 @@ impl Step {
             Step::Cgroup => "run as root for cgroup limits, or the rlimit fallback is used automatically; this error means a cgroup was half set up: check /sys/fs/cgroup permissions",
             Step::Exec => "check the command exists inside the sandbox (its directory must be shared) and is executable",
             Step::Rlimits => "lower the requested limits; they cannot exceed this process's own hard limits (ulimit -H -a)",
+            Step::Quotas => "the run's user-namespace quotas (/proc/sys/user/max_*) could not be set; they exist since Linux 4.11: run `sandbox-run doctor`",
             _ => "run `sandbox-run doctor` to see which kernel feature is missing",
         }
     }

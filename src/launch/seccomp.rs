@@ -8,7 +8,15 @@
 //! - x32 syscalls (nr | 0x40000000) and any other architecture are killed: a default-allow
 //!   filter would otherwise let them through under numbers it never matches.
 //! - clone3 passes its flags in memory that BPF cannot read, so it fails with ENOSYS and libc
-//!   falls back to clone, whose flags we can check.
+//!   falls back to clone, whose flags we can check. openat2 likewise (its mode is in memory):
+//!   ENOSYS, and callers fall back to openat.
+//! - Facilities whose counters are shared with the host and have no per-run bound (legacy AIO's
+//!   system-wide pool) or whose memory escapes the run's accounting (SysV shared memory outlives
+//!   its creator and is not charged to an rlimit) fail with ENOSYS, as on a kernel built
+//!   without them, so runtimes take their fallback instead of treating it as a hard error.
+//! - Files of the run can never carry a setuid or setgid bit, nor be device nodes: `chmod`,
+//!   `open(O_CREAT)` and `mknod` with those mode bits fail with EPERM. This matters for
+//!   writable grants, whose files stay on the host after the run.
 
 use std::collections::BTreeMap;
 
@@ -79,6 +87,43 @@ pub const DENIED: &[(&str, i64)] = &[
     ("setdomainname", libc::SYS_setdomainname),
 ];
 
+/// Syscalls that fail with ENOSYS (see the module comment): SysV IPC, legacy AIO, openat2.
+pub const ENOSYS: &[(&str, i64)] = &[
+    ("shmget", libc::SYS_shmget),
+    ("shmat", libc::SYS_shmat),
+    ("shmctl", libc::SYS_shmctl),
+    ("shmdt", libc::SYS_shmdt),
+    ("semget", libc::SYS_semget),
+    ("semop", libc::SYS_semop),
+    ("semtimedop", libc::SYS_semtimedop),
+    ("semctl", libc::SYS_semctl),
+    ("msgget", libc::SYS_msgget),
+    ("msgsnd", libc::SYS_msgsnd),
+    ("msgrcv", libc::SYS_msgrcv),
+    ("msgctl", libc::SYS_msgctl),
+    ("io_setup", libc::SYS_io_setup),
+    ("io_destroy", libc::SYS_io_destroy),
+    ("io_submit", libc::SYS_io_submit),
+    ("io_cancel", libc::SYS_io_cancel),
+    ("io_getevents", libc::SYS_io_getevents),
+    ("io_pgetevents", SYS_IO_PGETEVENTS),
+    ("clone3", libc::SYS_clone3),
+    ("openat2", libc::SYS_openat2),
+];
+
+/// io_pgetevents (Linux 4.18), which the libc crate does not name for x86_64.
+const SYS_IO_PGETEVENTS: i64 = 333;
+
+/// fchmodat2 (Linux 6.6), which the libc crate may not name yet.
+const SYS_FCHMODAT2: i64 = 452;
+
+/// The mode bits no file of the run may carry.
+const SET_ID_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+/// Open flags that create a file (O_TMPFILE's own bit; O_TMPFILE also sets O_DIRECTORY).
+const CREATING_FLAGS: [u64; 2] = [libc::O_CREAT as u64, 0o20_000_000];
+/// File types of device nodes.
+const DEVICE_TYPES: [u64; 2] = [libc::S_IFCHR as u64, libc::S_IFBLK as u64];
+
 /// Namespace flags that clone() may not use from inside the sandbox.
 const CLONE_NAMESPACE_FLAGS: &[u64] = &[
     libc::CLONE_NEWNS as u64,
@@ -142,6 +187,59 @@ pub fn compile() -> Result<Program, CompileError> {
         .map(|f| rule(vec![cond(0, Len::Qword, Op::MaskedEq(*f), *f)?]))
         .collect::<Result<Vec<_>, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
+    // Setuid/setgid bits: by mode argument (index) of each syscall that sets one.
+    for (nr, mode_arg) in [
+        (libc::SYS_chmod, 1),
+        (libc::SYS_fchmod, 1),
+        (libc::SYS_fchmodat, 2),
+        (SYS_FCHMODAT2, 2),
+    ] {
+        let r = SET_ID_BITS
+            .iter()
+            .map(|bit| rule(vec![cond(mode_arg, Len::Dword, Op::MaskedEq(*bit), *bit)?]))
+            .collect::<Result<Vec<_>, _>>()?;
+        rules.insert(nr, r);
+    }
+    // open/openat with a creating flag and a set-id bit in the mode; creat always creates.
+    for (nr, flags_arg, mode_arg) in [(libc::SYS_open, 1, 2), (libc::SYS_openat, 2, 3)] {
+        let mut r = Vec::new();
+        for flag in CREATING_FLAGS {
+            for bit in SET_ID_BITS {
+                r.push(rule(vec![
+                    cond(flags_arg, Len::Dword, Op::MaskedEq(flag), flag)?,
+                    cond(mode_arg, Len::Dword, Op::MaskedEq(bit), bit)?,
+                ])?);
+            }
+        }
+        rules.insert(nr, r);
+    }
+    let creat = SET_ID_BITS
+        .iter()
+        .map(|bit| rule(vec![cond(1, Len::Dword, Op::MaskedEq(*bit), *bit)?]))
+        .collect::<Result<Vec<_>, _>>()?;
+    rules.insert(libc::SYS_creat, creat);
+    // mknod/mknodat: no set-id bit, no character or block device.
+    for (nr, mode_arg) in [(libc::SYS_mknod, 1), (libc::SYS_mknodat, 2)] {
+        let mut r = SET_ID_BITS
+            .iter()
+            .map(|bit| rule(vec![cond(mode_arg, Len::Dword, Op::MaskedEq(*bit), *bit)?]))
+            .collect::<Result<Vec<_>, _>>()?;
+        for kind in DEVICE_TYPES {
+            r.push(rule(vec![cond(
+                mode_arg,
+                Len::Dword,
+                Op::MaskedEq(libc::S_IFMT as u64),
+                kind,
+            )?])?);
+        }
+        rules.insert(nr, r);
+    }
+    // prlimit64 on any process but the caller (pid 0): the reaper, the only sandbox process the
+    // workload can name, must keep its limits (glibc's getrlimit/setrlimit pass 0).
+    rules.insert(
+        libc::SYS_prlimit64,
+        vec![rule(vec![cond(0, Len::Dword, Op::Ne, 0)?])?],
+    );
     // personality(): only the query (0xffffffff) and plain PER_LINUX; READ_IMPLIES_EXEC and
     // ADDR_NO_RANDOMIZE weaken the process's own hardening.
     rules.insert(
@@ -167,7 +265,7 @@ pub fn compile() -> Result<Program, CompileError> {
 }
 
 /// Hand-written instructions that run before seccompiler's program: native arch only, no x32,
-/// clone3 → ENOSYS. Jumps in BPF are relative, so prepending keeps the rest valid.
+/// [`ENOSYS`] → ENOSYS. Jumps in BPF are relative, so prepending keeps the rest valid.
 fn prefix() -> Vec<seccompiler::sock_filter> {
     use seccompiler::sock_filter;
     const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
@@ -175,16 +273,24 @@ fn prefix() -> Vec<seccompiler::sock_filter> {
     const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
     const RET_K: u16 = 0x06; // BPF_RET | BPF_K
     let ins = |code, jt, jf, k| sock_filter { code, jt, jf, k };
-    vec![
+    let mut prog = vec![
         ins(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
         ins(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
         ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
         ins(LD_W_ABS, 0, 0, 0), // seccomp_data.nr
         ins(JGE_K, 0, 1, X32_SYSCALL_BIT),
         ins(RET_K, 0, 0, libc::SECCOMP_RET_KILL_PROCESS),
-        ins(JEQ_K, 0, 1, libc::SYS_clone3 as u32),
-        ins(RET_K, 0, 0, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-    ]
+    ];
+    for (_, nr) in ENOSYS {
+        prog.push(ins(JEQ_K, 0, 1, *nr as u32));
+        prog.push(ins(
+            RET_K,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+        ));
+    }
+    prog
 }
 
 /// Loads the program into this process. Needs no_new_privs (set before).

@@ -1,6 +1,7 @@
 //! rlimits of the workload. Set inside the new user namespace: RLIMIT_NPROC counts tasks per
 //! (user namespace, uid), so set outside it would count every host process of the same uid.
 //! Never RLIMIT_AS: V8 reserves tens of GiB of address space and refuses to start under it.
+#![deny(unsafe_code)]
 
 use rlimit::Resource;
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,9 @@
 //!
 //! [`Sandbox`] → [`Command`] → [`RunReport`], like `std::process`. The layers (namespaces, a
 //! minimal root, capabilities, no_new_privs, rlimits, cgroups, Landlock, seccomp) are applied in
-//! [`launch`], the only module that runs between fork and exec. Every `unsafe` block lives in
-//! `sys`: small safe wrappers around the system calls, each with the reason it is sound.
+//! [`launch`], the only module that runs between fork and exec. `unsafe` belongs in `sys` only:
+//! small safe wrappers around the system calls, each with the reason it is sound (five files of
+//! `launch` still make their calls themselves until they are converted; see below).
 #![deny(unsafe_code)]
 
 pub mod cgroup;

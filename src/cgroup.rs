@@ -156,10 +156,8 @@ fn read_key(path: &Path, key: &str) -> Option<u64> {
 
 /// True when `pid` names no live process.
 pub(crate) fn pid_is_dead(pid: i32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence.
-    pid > 0
-        && unsafe { libc::kill(pid, 0) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    // Signal 0 only checks for existence.
+    pid > 0 && matches!(crate::sys::kill(pid, 0), Err(e) if e.raw_os_error() == Some(libc::ESRCH))
 }
 
 /// The helper pid in a run id `run-<pid>-<n>`.

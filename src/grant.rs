@@ -15,10 +15,12 @@
 //! canonicalization makes the open fail instead of leading elsewhere.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
+
+use crate::sys::{self, fstat, AdoptError};
 
 /// How the sandbox may use a granted object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,14 +101,6 @@ pub enum GrantError {
 
 const OPEN_FLAGS: libc::c_int = libc::O_PATH | libc::O_CLOEXEC;
 
-/// `struct open_how` of openat2(2) (libc's is non-exhaustive, so it cannot be built here).
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
-
 /// Opens `rel` beneath `root` without following any symlink (O_PATH, close-on-exec).
 ///
 /// `rel` must be relative and made of plain names (no `..`). A symlink in any component, a
@@ -115,27 +109,11 @@ struct OpenHow {
 /// [`open_beneath_walk`] when the kernel does not have it.
 pub fn open_beneath(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd, GrantError> {
     let c = relative_cstring(rel)?;
-    let how = OpenHow {
-        flags: OPEN_FLAGS as u64,
-        mode: 0,
-        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    let resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    let err = match sys::openat2(root, &c, OPEN_FLAGS, resolve) {
+        Ok(fd) => return Ok(fd),
+        Err(err) => err,
     };
-    // SAFETY: openat2 with a valid dirfd, a NUL-terminated path and a valid open_how of the
-    // size we pass.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if r >= 0 {
-        // SAFETY: a new descriptor that we own.
-        return Ok(unsafe { OwnedFd::from_raw_fd(r as RawFd) });
-    }
-    let err = std::io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::ENOSYS) => open_beneath_walk(root, rel),
         // ELOOP: a symlink (or magic link) on the way; EXDEV: the walk would leave `root`.
@@ -161,17 +139,10 @@ pub fn open_beneath_walk(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd, Gr
     let changed = || GrantError::Changed {
         path: rel.to_path_buf(),
     };
-    let dot = CString::new(".").expect("no NUL");
-    // SAFETY: openat with a valid dirfd and a NUL-terminated path.
-    let first = unsafe { libc::openat(root.as_raw_fd(), dot.as_ptr(), OPEN_FLAGS) };
-    if first < 0 {
-        return Err(GrantError::Open {
-            path: rel.to_path_buf(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: a new descriptor that we own.
-    let mut cur = unsafe { OwnedFd::from_raw_fd(first) };
+    let mut cur = sys::openat(root, c".", OPEN_FLAGS).map_err(|source| GrantError::Open {
+        path: rel.to_path_buf(),
+        source,
+    })?;
     for comp in rel.components() {
         let Component::Normal(name) = comp else {
             continue; // `.` only: relative_cstring refused everything else.
@@ -179,21 +150,16 @@ pub fn open_beneath_walk(root: BorrowedFd<'_>, rel: &Path) -> Result<OwnedFd, Gr
         let c = CString::new(name.as_bytes()).map_err(|_| GrantError::Escapes {
             path: rel.to_path_buf(),
         })?;
-        // SAFETY: openat with a valid dirfd and a NUL-terminated name.
-        let fd =
-            unsafe { libc::openat(cur.as_raw_fd(), c.as_ptr(), OPEN_FLAGS | libc::O_NOFOLLOW) };
-        if fd < 0 {
-            let err = std::io::Error::last_os_error();
-            return Err(match err.raw_os_error() {
+        let next =
+            sys::openat(cur.as_fd(), &c, OPEN_FLAGS | libc::O_NOFOLLOW).map_err(|err| match err
+                .raw_os_error()
+            {
                 Some(libc::ELOOP) => changed(),
                 _ => GrantError::Open {
                     path: rel.to_path_buf(),
                     source: err,
                 },
-            });
-        }
-        // SAFETY: a new descriptor that we own.
-        let next = unsafe { OwnedFd::from_raw_fd(fd) };
+            })?;
         // O_PATH|O_NOFOLLOW opens a symlink itself instead of failing: look at what we got.
         let st = fstat(next.as_fd()).map_err(|source| GrantError::Open {
             path: rel.to_path_buf(),
@@ -226,33 +192,16 @@ fn relative_cstring(rel: &Path) -> Result<CString, GrantError> {
     CString::new(bytes).map_err(|_| escapes())
 }
 
-pub(crate) fn fstat(fd: BorrowedFd<'_>) -> std::io::Result<libc::stat> {
-    // SAFETY: a zeroed stat is a valid value for fstat to fill.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat on a valid descriptor.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
 /// True when two stats name the same object.
 pub(crate) fn same_object(a: &libc::stat, b: &libc::stat) -> bool {
     a.st_dev == b.st_dev && a.st_ino == b.st_ino
 }
 
 fn root_fd() -> Result<OwnedFd, GrantError> {
-    let c = CString::new("/").expect("no NUL");
-    // SAFETY: open with a NUL-terminated path.
-    let fd = unsafe { libc::open(c.as_ptr(), OPEN_FLAGS | libc::O_DIRECTORY) };
-    if fd < 0 {
-        return Err(GrantError::Open {
-            path: "/".into(),
-            source: std::io::Error::last_os_error(),
-        });
-    }
-    // SAFETY: a new descriptor that we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::open(c"/", OPEN_FLAGS | libc::O_DIRECTORY).map_err(|source| GrantError::Open {
+        path: "/".into(),
+        source,
+    })
 }
 
 /// Opens the absolute, already canonical `real` from `/`, following no symlink; a directory
@@ -320,28 +269,22 @@ pub fn path_of(fd: BorrowedFd<'_>) -> std::io::Result<PathBuf> {
 
 /// Takes over a descriptor this process inherited (`--grant-read-fd FD:PATH`): it must be open;
 /// it is made close-on-exec, so it reaches neither the workload nor anything else we spawn.
+/// `fd` is a number because the flag is: the starting process chose it.
 pub fn adopt_inherited(fd: RawFd, flag: &'static str) -> Result<OwnedFd, GrantError> {
-    let bad = |reason: String| GrantError::BadFd { flag, fd, reason };
-    if fd <= 2 {
-        return Err(bad(
-            "descriptors 0, 1 and 2 are stdio; pass the object at 3 or above".into(),
-        ));
-    }
-    // SAFETY: F_GETFD only reads the flags of a descriptor number.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-    if flags < 0 {
-        return Err(bad(format!(
-            "{}; the starting process must leave it open (not close-on-exec) for sandbox-run",
-            std::io::Error::last_os_error()
-        )));
-    }
-    // SAFETY: F_SETFD on a descriptor we just saw is open.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
-        return Err(bad(std::io::Error::last_os_error().to_string()));
-    }
-    // SAFETY: the descriptor is open and nothing else in this process owns it: it was
-    // inherited, and the flag gives it to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sys::adopt_inherited_fd(fd).map_err(|e| GrantError::BadFd {
+        flag,
+        fd,
+        reason: match e {
+            AdoptError::Stdio => {
+                "descriptors 0, 1 and 2 are stdio; pass the object at 3 or above".into()
+            }
+            AdoptError::NotOpen(err) => format!(
+                "{err}; the starting process must leave it open (not close-on-exec) for sandbox-run"
+            ),
+            AdoptError::Taken => "already taken over; pass each descriptor once".into(),
+            AdoptError::Cloexec(err) => err.to_string(),
+        },
+    })
 }
 
 /// Turns a descriptor the caller already holds into an [`Object`]. A directory is used as is.
@@ -396,12 +339,7 @@ pub fn check_user_object(object: &Object, host_path: &Path) -> Result<(), String
                 .into(),
         );
     }
-    // SAFETY: a zeroed statfs is a valid value for fstatfs to fill.
-    let mut sfs: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatfs on a valid descriptor.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut sfs) } != 0 {
-        return Err(format!("fstatfs: {}", std::io::Error::last_os_error()));
-    }
+    let sfs = sys::fstatfs(fd).map_err(|e| format!("fstatfs: {e}"))?;
     let special = match sfs.f_type {
         libc::PROC_SUPER_MAGIC => Some("/proc"),
         libc::SYSFS_MAGIC => Some("/sys"),
@@ -632,19 +570,16 @@ mod tests {
             let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
             let s = stop.clone();
             let handle = std::thread::spawn(move || {
-                let a = CString::new(sub.as_os_str().as_bytes()).unwrap();
-                let b = CString::new(link.as_os_str().as_bytes()).unwrap();
+                use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
                 while !s.load(std::sync::atomic::Ordering::Relaxed) {
-                    // SAFETY: renameat2 with two valid paths; RENAME_EXCHANGE swaps atomically.
-                    unsafe {
-                        libc::renameat2(
-                            libc::AT_FDCWD,
-                            a.as_ptr(),
-                            libc::AT_FDCWD,
-                            b.as_ptr(),
-                            libc::RENAME_EXCHANGE,
-                        )
-                    };
+                    // RENAME_EXCHANGE swaps the two names atomically.
+                    let _ = renameat2(
+                        AT_FDCWD,
+                        &sub,
+                        AT_FDCWD,
+                        &link,
+                        RenameFlags::RENAME_EXCHANGE,
+                    );
                 }
             });
             Racer {

@@ -2,12 +2,18 @@
 //!
 //! [`Sandbox`] → [`Command`] → [`RunReport`], like `std::process`. The layers (namespaces, a
 //! minimal root, capabilities, no_new_privs, rlimits, cgroups, Landlock, seccomp) are applied in
-//! [`launch`], the only module that runs between fork and exec.
+//! [`launch`], the only module that runs between fork and exec. `unsafe` belongs in `sys` only:
+//! small safe wrappers around the system calls, each with the reason it is sound (five files of
+//! `launch` still make their calls themselves until they are converted; see below).
+#![deny(unsafe_code)]
 
 pub mod cgroup;
 pub mod cli;
 pub mod grant;
 pub mod invocation;
+// TEMPORARY: launch/{mod,init,workload,seccomp,egress}.rs still hold unsafe; converted next
+// (its other files deny unsafe_code themselves).
+#[allow(unsafe_code)]
 pub mod launch;
 pub mod net;
 pub mod policy;
@@ -16,6 +22,11 @@ pub mod quota;
 pub mod report;
 pub mod runtime;
 pub mod sandbox;
+/// The crate's only `unsafe` code. Public for `sandbox-run` and the egress proxy, which make
+/// the same calls; not an API (hidden from the documentation).
+#[doc(hidden)]
+#[allow(unsafe_code)]
+pub mod sys;
 
 pub use invocation::Invocation;
 pub use policy::Policy;

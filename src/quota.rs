@@ -28,12 +28,14 @@ use std::ffi::CString;
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::sys;
 
 /// Where runs keep the record of what they changed, so that the next run can undo the changes of
 /// one killed by SIGKILL. On disk (not /run): project ids survive a reboot, so must the record.
@@ -305,7 +307,7 @@ fn probe(grant: &Path) -> Result<Option<GrantView>, Probe> {
         .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
         .open(grant)
         .map_err(|e| io_err("open", e))?;
-    let kind = fstat(plain.as_raw_fd())
+    let kind = sys::fstat(plain.as_fd())
         .map_err(|e| io_err("stat", e))?
         .st_mode
         & libc::S_IFMT;
@@ -313,7 +315,7 @@ fn probe(grant: &Path) -> Result<Option<GrantView>, Probe> {
         return Ok(None);
     }
     let plain = File::open(grant).map_err(|e| io_err("open", e))?;
-    let fs = fs_name(plain.as_raw_fd());
+    let fs = fs_name(plain.as_fd());
     let no = |why: String| {
         Probe::NoBound(NoSoundBound {
             grant: grant.to_path_buf(),
@@ -327,7 +329,7 @@ fn probe(grant: &Path) -> Result<Option<GrantView>, Probe> {
     if !(fs == "ext4" || fs == "xfs") {
         return Err(no(format!("{fs} has no project quotas, the only mechanism that bounds what is written below a directory (they exist on ext4 and xfs)")));
     }
-    match quota_state(plain.as_raw_fd()) {
+    match sys::project_quota_flags(plain.as_fd()) {
         Err(e) => {
             return Err(no(format!(
                 "project quotas are not available on this file system or kernel ({e}; ext4 needs the kernel's CONFIG_QFMT_V2 and the `quota,project` features, xfs needs CONFIG_XFS_QUOTA)"
@@ -343,7 +345,7 @@ fn probe(grant: &Path) -> Result<Option<GrantView>, Probe> {
         Ok(_) => {}
     }
     let tree = open_tree_clone(grant).map_err(|e| io_err("clone its mount (open_tree)", e))?;
-    let st = fstat(tree.as_raw_fd()).map_err(|e| io_err("stat", e))?;
+    let st = sys::fstat(tree.as_fd()).map_err(|e| io_err("stat", e))?;
     Ok(Some(GrantView {
         tree,
         dev: st.st_dev,
@@ -421,7 +423,7 @@ impl Project {
             if record_path.exists() {
                 continue;
             }
-            match get_quota(probe_fd.as_raw_fd(), id) {
+            match sys::project_quota(probe_fd.as_fd(), id) {
                 Ok(q)
                     if q.d_bcount != 0
                         || q.d_icount != 0
@@ -440,7 +442,7 @@ impl Project {
                 .mode(0o600)
                 .open(&record_path)
                 .map_err(|e| io(&format!("create {}", record_path.display()), e))?;
-            flock(record.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB)
+            sys::flock(record.as_fd(), libc::LOCK_EX | libc::LOCK_NB)
                 .map_err(|e| io("lock the record", e))?;
             return Ok(Project {
                 id,
@@ -502,7 +504,7 @@ impl Project {
                 return Ok(());
             }
             let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-            let mut x = get_xattr(fd)?;
+            let mut x = sys::fs_get_xattr(fd.as_fd())?;
             if x.fsx_projid != id && PROJECT_RANGE.contains(&x.fsx_projid) {
                 in_use = Some(x.fsx_projid);
                 return Err(io::Error::other("in use"));
@@ -518,7 +520,7 @@ impl Project {
             if is_dir {
                 x.fsx_xflags |= FS_XFLAG_PROJINHERIT;
             }
-            match set_xattr(fd, &x) {
+            match sys::fs_set_xattr(fd.as_fd(), &x) {
                 // An immutable inode cannot grow, so it needs no project.
                 Err(e)
                     if e.raw_os_error() == Some(libc::EPERM)
@@ -554,13 +556,14 @@ impl Project {
             err,
         };
         let f = File::open(&grant).map_err(|e| io("open", e))?;
-        let now =
-            get_quota(f.as_raw_fd(), self.id).map_err(|e| io("read usage (Q_XGETQUOTA)", e))?;
+        let now = sys::project_quota(f.as_fd(), self.id)
+            .map_err(|e| io("read usage (Q_XGETQUOTA)", e))?;
         let blocks = now.d_bcount + limit.bytes.div_ceil(512);
         let inodes = now.d_icount + limit.inodes;
-        set_quota_limit(f.as_raw_fd(), self.id, blocks, inodes)
+        sys::set_project_quota_limit(f.as_fd(), self.id, blocks, inodes)
             .map_err(|e| io("set the limit (Q_XSETQLIM)", e))?;
-        let back = get_quota(f.as_raw_fd(), self.id).map_err(|e| io("read the limit back", e))?;
+        let back =
+            sys::project_quota(f.as_fd(), self.id).map_err(|e| io("read the limit back", e))?;
         if back.d_blk_hardlimit != blocks || back.d_ino_hardlimit != inodes {
             return Err(io(
                 "verify the limit",
@@ -582,7 +585,8 @@ impl Project {
             }
         }
         if let Some(g) = self.grants.first() {
-            let cleared = File::open(g).and_then(|f| set_quota_limit(f.as_raw_fd(), self.id, 0, 0));
+            let cleared =
+                File::open(g).and_then(|f| sys::set_project_quota_limit(f.as_fd(), self.id, 0, 0));
             if let Err(err) = cleared {
                 first_err.get_or_insert(WriteBoundError::Io {
                     grant: g.clone(),
@@ -617,12 +621,12 @@ fn restore_tree(
         err,
     };
     let tree = open_tree_clone(grant).map_err(|e| io("clone its mount (open_tree)", e))?;
-    let st = fstat(tree.as_raw_fd()).map_err(|e| io("stat", e))?;
+    let st = sys::fstat(tree.as_fd()).map_err(|e| io("stat", e))?;
     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     // The context handed to children: what a new inode below would have got.
     walk(&tree, is_dir, DEFAULT_ORIGINAL, &mut |fd, st, inherited| {
         let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
-        let mut x = get_xattr(fd)?;
+        let mut x = sys::fs_get_xattr(fd.as_fd())?;
         if x.fsx_projid != project {
             // Not ours (never marked, e.g. immutable): its children may still be.
             let own = Original {
@@ -641,7 +645,7 @@ fn restore_tree(
         } else {
             x.fsx_xflags &= !FS_XFLAG_PROJINHERIT;
         }
-        set_xattr(fd, &x)?;
+        sys::fs_set_xattr(fd.as_fd(), &x)?;
         Ok(child_context(orig))
     })
     .map_err(|e| io("restore project ids (FS_IOC_FSSETXATTR)", e))
@@ -674,7 +678,7 @@ fn recover_stale() {
         else {
             continue;
         };
-        if flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB).is_err() {
+        if sys::flock(f.as_fd(), libc::LOCK_EX | libc::LOCK_NB).is_err() {
             continue; // a live run holds it
         }
         let Ok(rec) = serde_json::from_reader::<_, Record>(&f) else {
@@ -687,7 +691,7 @@ fn recover_stale() {
         }
         if let Some(g) = rec.grants.first() {
             ok &= File::open(g)
-                .and_then(|fd| set_quota_limit(fd.as_raw_fd(), rec.project, 0, 0))
+                .and_then(|fd| sys::set_project_quota_limit(fd.as_fd(), rec.project, 0, 0))
                 .is_ok();
         }
         if ok {
@@ -714,7 +718,7 @@ impl WalkLock {
             .mode(0o600)
             .open(Path::new(STATE_DIR).join("walk.lock"))
             .map_err(|e| io("open walk.lock", e))?;
-        flock(f.as_raw_fd(), libc::LOCK_EX).map_err(|e| io("lock walk.lock", e))?;
+        sys::flock(f.as_fd(), libc::LOCK_EX).map_err(|e| io("lock walk.lock", e))?;
         Ok(WalkLock(f))
     }
 }
@@ -736,19 +740,11 @@ fn walk<C: Copy>(
     let path =
         CString::new(format!("/proc/self/fd/{}", root.as_raw_fd())).map_err(io::Error::other)?;
     let flags = if root_is_dir { libc::O_DIRECTORY } else { 0 };
-    // SAFETY: a valid NUL-terminated path; the returned fd is owned below.
-    let fd = unsafe {
-        libc::open(
-            path.as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY | flags,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just opened and is owned by nothing else.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let st = fstat(fd.as_raw_fd())?;
+    let fd = sys::open(
+        &path,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY | flags,
+    )?;
+    let st = sys::fstat(fd.as_fd())?;
     walk_node(&fd, &st, ctx, visit)
 }
 
@@ -773,30 +769,22 @@ fn walk_node<C: Copy>(
             continue;
         }
         let name = CString::new(entry.file_name().as_bytes()).map_err(io::Error::other)?;
-        // SAFETY: a valid dirfd and NUL-terminated name; O_NOFOLLOW: a symlink swapped in since
-        // the readdir fails instead of being followed; O_NONBLOCK: a FIFO swapped in does not block.
-        let child = unsafe {
-            libc::openat(
-                fd.as_raw_fd(),
-                name.as_ptr(),
-                libc::O_RDONLY
-                    | libc::O_CLOEXEC
-                    | libc::O_NOFOLLOW
-                    | libc::O_NONBLOCK
-                    | libc::O_NOCTTY,
-            )
-        };
-        if child < 0 {
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                // Gone since the readdir, or replaced by a symlink: nothing to mark.
-                Some(libc::ENOENT) | Some(libc::ELOOP) => continue,
-                _ => return Err(e),
+        // O_NOFOLLOW: a symlink swapped in since the readdir fails instead of being followed;
+        // O_NONBLOCK: a FIFO swapped in does not block.
+        let opened = sys::openat(
+            fd.as_fd(),
+            &name,
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY,
+        );
+        let child = match opened {
+            Ok(child) => child,
+            // Gone since the readdir, or replaced by a symlink: nothing to mark.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ELOOP)) => {
+                continue
             }
-        }
-        // SAFETY: child was just opened and is owned by nothing else.
-        let child = unsafe { OwnedFd::from_raw_fd(child) };
-        let cst = fstat(child.as_raw_fd())?;
+            Err(e) => return Err(e),
+        };
+        let cst = sys::fstat(child.as_fd())?;
         // A directory on another device is a submount: not shown inside (binds are not
         // recursive), and the directory under it is reached through the non-recursive clone.
         if cst.st_dev != st.st_dev {
@@ -807,223 +795,25 @@ fn walk_node<C: Copy>(
     Ok(())
 }
 
-// ---- The kernel interfaces: fsxattr ioctls, quotactl_fd, open_tree, flock, statfs. ----
+// ---- The kernel interfaces (the calls themselves are in `sys`). ----
 
 const FS_XFLAG_IMMUTABLE: u32 = 0x0000_0008;
 const FS_XFLAG_PROJINHERIT: u32 = 0x0000_0200;
-
-/// `struct fsxattr` of <linux/fs.h>.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct FsXattr {
-    fsx_xflags: u32,
-    fsx_extsize: u32,
-    fsx_nextents: u32,
-    fsx_projid: u32,
-    fsx_cowextsize: u32,
-    fsx_pad: [u8; 8],
-}
-
-nix::ioctl_read!(fs_ioc_fsgetxattr, b'X', 31, FsXattr);
-nix::ioctl_write_ptr!(fs_ioc_fssetxattr, b'X', 32, FsXattr);
-
-fn get_xattr(fd: &OwnedFd) -> io::Result<FsXattr> {
-    let mut x = FsXattr::default();
-    // SAFETY: FS_IOC_FSGETXATTR writes one struct fsxattr into the valid buffer.
-    unsafe { fs_ioc_fsgetxattr(fd.as_raw_fd(), &mut x) }.map_err(io::Error::from)?;
-    Ok(x)
-}
-
-fn set_xattr(fd: &OwnedFd, x: &FsXattr) -> io::Result<()> {
-    // SAFETY: FS_IOC_FSSETXATTR reads one struct fsxattr from the valid buffer.
-    unsafe { fs_ioc_fssetxattr(fd.as_raw_fd(), x) }.map_err(io::Error::from)?;
-    Ok(())
-}
-
-const PRJQUOTA: i32 = 2;
-const fn xqm_cmd(x: i32) -> i32 {
-    ((b'X' as i32) << 8) + x
-}
-const fn qcmd(cmd: i32, kind: i32) -> i32 {
-    (cmd << 8) | (kind & 0xff)
-}
-const Q_XSETQLIM: i32 = xqm_cmd(4);
-const Q_XGETQUOTA: i32 = xqm_cmd(3);
-const Q_XGETQSTATV: i32 = xqm_cmd(8);
-const FS_DQUOT_VERSION: i8 = 1;
-const FS_PROJ_QUOTA: i8 = 2;
-const FS_DQ_BSOFT: u16 = 1 << 0;
-const FS_DQ_BHARD: u16 = 1 << 1;
-const FS_DQ_ISOFT: u16 = 1 << 2;
-const FS_DQ_IHARD: u16 = 1 << 3;
-const FS_QSTATV_VERSION1: i8 = 1;
 const FS_QUOTA_PDQ_ACCT: u16 = 1 << 4;
 const FS_QUOTA_PDQ_ENFD: u16 = 1 << 5;
 
-/// `struct fs_disk_quota` of <linux/dqblk_xfs.h>; block counts in 512-byte units.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct FsDiskQuota {
-    d_version: i8,
-    d_flags: i8,
-    d_fieldmask: u16,
-    d_id: u32,
-    d_blk_hardlimit: u64,
-    d_blk_softlimit: u64,
-    d_ino_hardlimit: u64,
-    d_ino_softlimit: u64,
-    d_bcount: u64,
-    d_icount: u64,
-    d_itimer: i32,
-    d_btimer: i32,
-    d_iwarns: u16,
-    d_bwarns: u16,
-    d_itimer_hi: i8,
-    d_btimer_hi: i8,
-    d_rtbtimer_hi: i8,
-    d_padding2: i8,
-    d_rtb_hardlimit: u64,
-    d_rtb_softlimit: u64,
-    d_rtbcount: u64,
-    d_rtbtimer: i32,
-    d_rtbwarns: u16,
-    d_padding3: i16,
-    d_padding4: [u8; 8],
-}
-
-/// `struct fs_qfilestatv` and `struct fs_quota_statv` of <linux/dqblk_xfs.h>.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct FsQfilestatv {
-    qfs_ino: u64,
-    qfs_nblks: u64,
-    qfs_nextents: u32,
-    qfs_pad: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-struct FsQuotaStatv {
-    qs_version: i8,
-    qs_pad1: u8,
-    qs_flags: u16,
-    qs_incoredqs: u32,
-    qs_uquota: FsQfilestatv,
-    qs_gquota: FsQfilestatv,
-    qs_pquota: FsQfilestatv,
-    qs_btimelimit: i32,
-    qs_itimelimit: i32,
-    qs_rtbtimelimit: i32,
-    qs_bwarnlimit: u16,
-    qs_iwarnlimit: u16,
-    qs_rtbwarnlimit: u16,
-    qs_pad3: u16,
-    qs_pad4: u32,
-    qs_pad2: [u64; 7],
-}
-
-/// quotactl_fd(2) (Linux 5.14+): quota commands on the file system holding `fd`, no device path.
-fn quotactl_fd(fd: RawFd, cmd: i32, id: u32, addr: *mut libc::c_void) -> io::Result<()> {
-    // SAFETY: the kernel reads/writes at most the struct the command defines at `addr`, which
-    // every caller passes as a valid, properly sized struct of that command.
-    let r = unsafe { libc::syscall(libc::SYS_quotactl_fd, fd, cmd, id, addr) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The project quota flags (FS_QUOTA_PDQ_*) of the file system holding `fd`.
-fn quota_state(fd: RawFd) -> io::Result<u16> {
-    let mut st = FsQuotaStatv {
-        qs_version: FS_QSTATV_VERSION1,
-        ..Default::default()
-    };
-    quotactl_fd(
-        fd,
-        qcmd(Q_XGETQSTATV, PRJQUOTA),
-        0,
-        (&mut st as *mut FsQuotaStatv).cast(),
-    )?;
-    Ok(st.qs_flags)
-}
-
-fn get_quota(fd: RawFd, project: u32) -> io::Result<FsDiskQuota> {
-    let mut q = FsDiskQuota::default();
-    quotactl_fd(
-        fd,
-        qcmd(Q_XGETQUOTA, PRJQUOTA),
-        project,
-        (&mut q as *mut FsDiskQuota).cast(),
-    )?;
-    Ok(q)
-}
-
-/// Sets hard limits (soft limits 0); 0 and 0 removes the limit.
-fn set_quota_limit(fd: RawFd, project: u32, blocks: u64, inodes: u64) -> io::Result<()> {
-    let mut q = FsDiskQuota {
-        d_version: FS_DQUOT_VERSION,
-        d_flags: FS_PROJ_QUOTA,
-        d_fieldmask: FS_DQ_BSOFT | FS_DQ_BHARD | FS_DQ_ISOFT | FS_DQ_IHARD,
-        d_id: project,
-        d_blk_hardlimit: blocks,
-        d_ino_hardlimit: inodes,
-        ..Default::default()
-    };
-    quotactl_fd(
-        fd,
-        qcmd(Q_XSETQLIM, PRJQUOTA),
-        project,
-        (&mut q as *mut FsDiskQuota).cast(),
-    )
-}
-
 /// A detached, non-recursive clone of the mount at `path` (what a non-recursive bind shows).
 fn open_tree_clone(path: &Path) -> io::Result<OwnedFd> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
     let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: a valid NUL-terminated path; the returned fd is owned below.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
-fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: fstat fills the zeroed struct; it is plain data.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and a valid out-pointer.
-    if unsafe { libc::fstat(fd, &mut st) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
-}
-
-fn flock(fd: RawFd, op: libc::c_int) -> io::Result<()> {
-    // SAFETY: flock on a valid fd.
-    if unsafe { libc::flock(fd, op) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::open_tree(&c, sys::OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint)
 }
 
 /// The file system's type name, from statfs, for messages.
-fn fs_name(fd: RawFd) -> String {
-    // SAFETY: fstatfs fills the zeroed struct; it is plain data.
-    let mut s: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid fd and a valid out-pointer.
-    if unsafe { libc::fstatfs(fd, &mut s) } < 0 {
-        return format!("an unknown file system ({})", io::Error::last_os_error());
-    }
+fn fs_name(fd: BorrowedFd<'_>) -> String {
+    let s = match sys::fstatfs(fd) {
+        Ok(s) => s,
+        Err(e) => return format!("an unknown file system ({e})"),
+    };
     match s.f_type {
         libc::EXT4_SUPER_MAGIC => "ext4".into(),
         libc::XFS_SUPER_MAGIC => "xfs".into(),
@@ -1040,15 +830,6 @@ fn fs_name(fd: RawFd) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kernel_structs_have_the_kernels_sizes() {
-        assert_eq!(std::mem::size_of::<FsXattr>(), 28);
-        assert_eq!(std::mem::size_of::<FsDiskQuota>(), 112);
-        assert_eq!(std::mem::size_of::<FsQuotaStatv>(), 160);
-        assert_eq!(Q_XGETQSTATV, 0x5808);
-        assert_eq!(qcmd(Q_XSETQLIM, PRJQUOTA), 0x0058_0402);
-    }
 
     #[test]
     fn inode_bound_follows_the_byte_bound() {

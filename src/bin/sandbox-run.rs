@@ -1,11 +1,16 @@
 //! `sandbox-run [OPTIONS] -- COMMAND [ARGS...]`: run a program in the sandbox.
 //!
 //! Single-threaded on purpose: this process is the launch helper (H) itself.
+//!
+//! No `unsafe` here: the two system calls it makes itself (taking over `--report-fd`, the
+//! parent-death signal) are the library's `code_executor::sys` wrappers, the same ones the
+//! library uses, so that all of the package's `unsafe` is read in one module.
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -14,6 +19,7 @@ use code_executor::grant::{self, Access};
 use code_executor::launch::{SetupError, Step};
 use code_executor::policy::RuntimeKind;
 use code_executor::probe::{self, Level};
+use code_executor::sys::{self, AdoptError};
 use code_executor::{Error, Policy, RunReport, Sandbox};
 
 fn main() -> ExitCode {
@@ -64,21 +70,18 @@ struct ReportSink {
 }
 
 impl ReportSink {
+    /// `fd` is a number because the flag is: the caller chose it for the report.
     fn claim(fd: RawFd) -> Result<ReportSink, String> {
-        // SAFETY: fcntl on a descriptor number only queries and sets its flags.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if flags < 0 {
-            return Err(format!(
-                "--report-fd {fd}: not an open descriptor ({}); pass one that sandbox-run inherits",
-                std::io::Error::last_os_error()
-            ));
-        }
-        // SAFETY: as above.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) };
-        // SAFETY: the caller handed this descriptor to sandbox-run by number for the report;
-        // nothing else in this process owns it, and it is open (checked above).
-        let file = unsafe { File::from_raw_fd(fd) };
-        Ok(ReportSink { fd, file })
+        let owned = sys::adopt_inherited_fd(fd).map_err(|e| match e {
+            AdoptError::NotOpen(err) => format!(
+                "--report-fd {fd}: not an open descriptor ({err}); pass one that sandbox-run inherits"
+            ),
+            other => format!("--report-fd {fd}: {other}"),
+        })?;
+        Ok(ReportSink {
+            fd,
+            file: File::from(owned),
+        })
     }
 
     fn write(&mut self, report: &RunReport) -> Result<(), String> {
@@ -262,8 +265,7 @@ fn run(args: RunArgs) -> i32 {
     if args.die_with_parent {
         // Check afterwards that the parent did not die before the signal was armed.
         let parent = nix::unistd::getppid();
-        // SAFETY: prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        let _ = sys::set_pdeathsig(libc::SIGKILL);
         if nix::unistd::getppid() != parent {
             let e = SetupError::new(
                 Step::Preflight,

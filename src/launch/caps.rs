@@ -3,38 +3,22 @@
 //! The workload starts with a full set inside its user namespace (it was created there). Those
 //! capabilities only reach objects the namespace owns, but they are still kernel attack surface
 //! (mount, netlink, raw sockets). We drop them and verify, rather than trust, that none remain.
+#![deny(unsafe_code)]
+
+use crate::sys;
 
 /// Drops the bounding and ambient sets. Needs CAP_SETPCAP, so it runs before the uid change.
 pub fn drop_bounding_and_ambient() -> Result<(), String> {
     let last = last_cap();
     for cap in 0..=last {
-        // SAFETY: plain prctl calls with integer arguments.
-        let r = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-        if r != 0 {
-            let err = std::io::Error::last_os_error();
+        if let Err(err) = sys::capbset_drop(cap) {
             // EINVAL: the kernel does not know this capability; nothing to drop.
             if err.raw_os_error() != Some(libc::EINVAL) {
                 return Err(format!("PR_CAPBSET_DROP({cap}): {err}"));
             }
         }
     }
-    // SAFETY: as above.
-    let r = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        )
-    };
-    if r != 0 {
-        return Err(format!(
-            "PR_CAP_AMBIENT_CLEAR_ALL: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    Ok(())
+    sys::clear_ambient_caps().map_err(|e| format!("PR_CAP_AMBIENT_CLEAR_ALL: {e}"))
 }
 
 /// Clears the effective, permitted and inheritable sets, then verifies all five are empty.

@@ -5,6 +5,7 @@
 //! touch. We ask for the newest ABI this crate knows, best effort, over a hard minimum of ABI 1,
 //! and record exactly what the kernel enforced. "Not enforced" is an error unless the policy
 //! accepted the named weaker mode `no-landlock`.
+#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 
@@ -39,24 +40,10 @@ pub struct LandlockOutcome {
 
 /// The kernel's Landlock ABI version: 0 when absent, negative errno when disabled.
 pub fn kernel_abi() -> i32 {
-    // SAFETY: landlock_create_ruleset with the VERSION flag takes no pointers.
-    let v = unsafe {
-        libc::syscall(
-            libc::SYS_landlock_create_ruleset,
-            std::ptr::null::<u8>(),
-            0usize,
-            1u32, // LANDLOCK_CREATE_RULESET_VERSION
-        )
-    };
-    if v < 0 {
-        let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        if e == libc::EOPNOTSUPP {
-            -libc::EOPNOTSUPP
-        } else {
-            0
-        }
-    } else {
-        v as i32
+    match crate::sys::landlock_abi_version() {
+        Ok(v) => v,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => -libc::EOPNOTSUPP,
+        Err(_) => 0,
     }
 }
 

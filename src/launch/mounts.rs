@@ -9,15 +9,17 @@
 //! once, and checked on the descriptor it gave (see [`crate::grant`]); from then on only the
 //! descriptor travels. The init process gets the descriptors with its copy of the fd table and
 //! mounts exactly those objects ([`take_sources`]); no host path is looked up again.
+#![deny(unsafe_code)]
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use crate::grant::{self, Access, Grant, GrantError, Object};
+use crate::sys;
 
 /// Where the sandbox's own writable places are.
 pub const TMP: &str = "/tmp";
@@ -329,13 +331,10 @@ fn set_mode(p: &Path, mode: u32) -> Result<(), String> {
 /// The flags a bind of `source` must keep: in a user namespace the kernel refuses a remount that
 /// would clear nosuid, nodev, noexec or change atime handling of a mount owned by another
 /// namespace. Reading them with statvfs and keeping them is what bubblewrap does too.
-fn locked_flags(source_fd: i32) -> MsFlags {
-    // SAFETY: statvfs is plain old data, for which all-zero bytes are a valid value.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: fstatvfs on a valid fd with a zeroed struct to fill.
-    if unsafe { libc::fstatvfs(source_fd, &mut st) } != 0 {
+fn locked_flags(source: BorrowedFd<'_>) -> MsFlags {
+    let Ok(st) = sys::fstatvfs(source) else {
         return MsFlags::empty();
-    }
+    };
     let f = st.f_flag;
     let mut m = MsFlags::empty();
     for (st_flag, ms) in [
@@ -353,11 +352,6 @@ fn locked_flags(source_fd: i32) -> MsFlags {
     }
     m
 }
-
-/// `open_tree` flag: a detached copy of the mount at the path (not recursive).
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-/// `move_mount` flag: the source is the descriptor itself.
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 /// Turns every bind's object into a detached mount this process can attach, in plan order, then
 /// enters a mount namespace of our own. Runs in the init, which must still be in the host's
@@ -397,13 +391,12 @@ pub fn take_sources(plan: &MountPlan) -> Result<Vec<OwnedFd>, String> {
     let mut children = Vec::new();
     let mut failure = None;
     for trip in trips.chunks(2) {
-        // SAFETY: fork in a single-threaded process (the init); the child only makes syscalls
-        // and leaves with _exit.
-        match unsafe { nix::unistd::fork() } {
+        // The init is single-threaded (sys::fork checks); the child only makes syscalls and
+        // leaves with _exit, without running the parent's destructors.
+        match sys::fork() {
             Ok(nix::unistd::ForkResult::Child) => {
                 take_in_own_namespace(trip, &theirs);
-                // SAFETY: leave the forked child without running the parent's destructors.
-                unsafe { libc::_exit(0) }
+                sys::exit_immediately(0)
             }
             Ok(nix::unistd::ForkResult::Parent { child }) => children.push(child),
             Err(e) => {
@@ -476,7 +469,7 @@ fn plan_trips<'a>(binds: &[(&'a Object, &PathBuf)]) -> Result<Vec<Trip<'a>>, Str
                 },
             ),
         };
-        let st = grant::fstat(dir).map_err(|e| format!("{}: fstat: {e}", host_path.display()))?;
+        let st = sys::fstat(dir).map_err(|e| format!("{}: fstat: {e}", host_path.display()))?;
         match trips
             .iter_mut()
             .find(|(dev, ino, _)| (*dev, *ino) == (st.st_dev, st.st_ino))
@@ -499,13 +492,10 @@ fn plan_trips<'a>(binds: &[(&'a Object, &PathBuf)]) -> Result<Vec<Trip<'a>>, Str
 /// working directory, unshare, and send a detached mount (or an error) for every take.
 fn take_in_own_namespace(trip: &[Trip<'_>], sock: &OwnedFd) {
     let entered = (|| -> Result<(), String> {
-        let dot = CString::new(".").expect("no NUL");
         nix::unistd::fchdir(trip[0].dir).map_err(|e| format!("fchdir: {e}"))?;
         if trip.len() > 1 {
-            // SAFETY: chroot with a NUL-terminated path; "." is the directory just entered.
-            if unsafe { libc::chroot(dot.as_ptr()) } != 0 {
-                return Err(format!("chroot: {}", std::io::Error::last_os_error()));
-            }
+            // "." is the directory just entered.
+            sys::chroot(c".").map_err(|e| format!("chroot: {e}"))?;
             nix::unistd::fchdir(trip[1].dir).map_err(|e| format!("fchdir: {e}"))?;
         }
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
@@ -519,10 +509,7 @@ fn take_in_own_namespace(trip: &[Trip<'_>], sock: &OwnedFd) {
             send_tree(
                 sock,
                 *i,
-                answer
-                    .as_ref()
-                    .map(|fd| fd.as_raw_fd())
-                    .map_err(|e| e.as_str()),
+                answer.as_ref().map(|fd| fd.as_fd()).map_err(|e| e.as_str()),
             );
         }
     }
@@ -536,28 +523,17 @@ fn detach(place: &str, take: &Take<'_>, dir: BorrowedFd<'_>) -> Result<OwnedFd, 
         Take::File { name, fd } => (Path::new(place).join(name), *fd),
     };
     let c = cpath(&path)?;
-    // SAFETY: open_tree with AT_FDCWD and a NUL-terminated path; AT_SYMLINK_NOFOLLOW so a
-    // symlink swapped in under a file's name is not followed (and then fails the check).
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            OPEN_TREE_CLONE
-                | libc::O_CLOEXEC as libc::c_uint
-                | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(format!(
-            "open_tree (Linux 5.2+): {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: a new descriptor that we own.
-    let tree = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
-    let want = grant::fstat(want).map_err(|e| format!("fstat: {e}"))?;
-    let got = grant::fstat(tree.as_fd()).map_err(|e| format!("fstat: {e}"))?;
+    // AT_SYMLINK_NOFOLLOW: a symlink swapped in under a file's name is not followed (and then
+    // fails the check).
+    let tree = sys::open_tree(
+        &c,
+        sys::OPEN_TREE_CLONE
+            | libc::O_CLOEXEC as libc::c_uint
+            | libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+    )
+    .map_err(|e| format!("open_tree (Linux 5.2+): {e}"))?;
+    let want = sys::fstat(want).map_err(|e| format!("fstat: {e}"))?;
+    let got = sys::fstat(tree.as_fd()).map_err(|e| format!("fstat: {e}"))?;
     if !grant::same_object(&want, &got) {
         return Err(
             "changed while it was being shared (another file now has its name); nothing was shared; try again"
@@ -569,61 +545,28 @@ fn detach(place: &str, take: &Take<'_>, dir: BorrowedFd<'_>) -> Result<OwnedFd, 
 
 /// Child side: one datagram per bind: its index (8 bytes), then "k" with the descriptor, or
 /// "e" and the error.
-fn send_tree(sock: &OwnedFd, index: usize, tree: Result<RawFd, &str>) {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    use std::io::IoSlice;
+fn send_tree(sock: &OwnedFd, index: usize, tree: Result<BorrowedFd<'_>, &str>) {
     let mut msg = (index as u64).to_le_bytes().to_vec();
-    let fds;
-    let cmsgs: Vec<ControlMessage<'_>> = match tree {
+    let fd = match tree {
         Ok(fd) => {
             msg.push(b'k');
-            fds = [fd];
-            vec![ControlMessage::ScmRights(&fds)]
+            Some(fd)
         }
         Err(e) => {
             msg.push(b'e');
             msg.extend_from_slice(e.as_bytes());
-            vec![]
+            None
         }
     };
     // An unsent answer is seen by the init as end-of-file once we exit.
-    let _ = sendmsg::<()>(
-        sock.as_raw_fd(),
-        &[IoSlice::new(&msg)],
-        &cmsgs,
-        MsgFlags::empty(),
-        None,
-    );
+    let _ = sys::send_with_fd(sock.as_fd(), &msg, fd);
 }
 
 /// Parent side of [`send_tree`]: the bind's index and its detached mount or error.
 fn receive_tree(sock: &OwnedFd) -> Result<(usize, Result<OwnedFd, String>), String> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    use std::io::IoSliceMut;
     let mut buf = [0u8; 1024];
-    let mut space = nix::cmsg_space!([RawFd; 1]);
-    let mut iov = [IoSliceMut::new(&mut buf)];
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .map_err(|e| format!("receive a detached mount: {e}"))?;
-    let mut fd = None;
-    for c in msg
-        .cmsgs()
-        .map_err(|e| format!("receive a detached mount: {e}"))?
-    {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            for f in fds {
-                // SAFETY: a descriptor the kernel just installed for us.
-                let owned = unsafe { OwnedFd::from_raw_fd(f) };
-                fd.get_or_insert(owned);
-            }
-        }
-    }
-    let n = msg.bytes;
+    let (n, fd) = sys::recv_with_fd(sock.as_fd(), &mut buf)
+        .map_err(|e| format!("receive a detached mount: {e}"))?;
     if n < 9 {
         return Err("a child taking the shared paths died without an answer".into());
     }
@@ -745,31 +688,18 @@ fn bind(
     // Not recursive (open_tree without AT_RECURSIVE): a submount of a shared directory is not
     // shown, so a read-only remount below cannot leave a writable submount behind.
     let ct = cpath(&t)?;
-    let empty = CString::new("").expect("no NUL");
-    // SAFETY: move_mount with a valid detached-mount descriptor and NUL-terminated paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            ct.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if r != 0 {
-        return Err(format!(
-            "bind {} at {}: move_mount: {}",
+    sys::move_mount_to(tree.as_fd(), &ct).map_err(|e| {
+        format!(
+            "bind {} at {}: move_mount: {e}",
             host_path.display(),
             target.display(),
-            std::io::Error::last_os_error()
-        ));
-    }
+        )
+    })?;
     // The clone keeps the host mount's propagation: make it private, so nothing the host mounts
     // later appears inside.
     mount(none, &t, none, MsFlags::MS_PRIVATE, none)
         .map_err(|e| format!("make {} private: {e}", target.display()))?;
-    let fd = tree.as_raw_fd();
+    let fd = tree.as_fd();
     let writable = access.writable();
     let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     flags |= locked_flags(fd) & !MsFlags::MS_RDONLY;
@@ -834,11 +764,7 @@ pub fn pivot(newroot: &Path) -> Result<(), String> {
     let dot = cpath(Path::new("."))?;
     // pivot_root(".", ".") stacks the old root on top of the new one; detaching "." then
     // removes the old root and everything below it from this namespace.
-    // SAFETY: pivot_root with two valid C strings.
-    let r = unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) };
-    if r != 0 {
-        return Err(format!("pivot_root: {}", std::io::Error::last_os_error()));
-    }
+    sys::pivot_root(&dot, &dot).map_err(|e| format!("pivot_root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detach the host root: {e}"))?;
     nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"))?;
     mount(

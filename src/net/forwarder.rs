@@ -12,13 +12,13 @@
 use std::convert::Infallible;
 use std::io::{self, Read};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{send, MsgFlags};
+use nix::sys::socket::MsgFlags;
 
 /// Most connections spliced at once; more wait in the listen backlog until one closes.
 pub const MAX_CONNECTIONS: usize = 128;
@@ -108,10 +108,10 @@ impl Pipe {
     }
 
     /// Writes what is buffered; `Err` means the connection is broken.
-    fn drain(&mut self, to: &impl AsRawFd) -> Result<(), ()> {
+    fn drain(&mut self, to: &impl AsFd) -> Result<(), ()> {
         // MSG_NOSIGNAL: a peer that went away must not kill the forwarder with SIGPIPE.
-        match send(
-            to.as_raw_fd(),
+        match crate::sys::send(
+            to.as_fd(),
             &self.buf[self.start..self.end],
             MsgFlags::MSG_NOSIGNAL,
         ) {

@@ -13,6 +13,7 @@
 //! Plain HTTP forwarding handles one request per client connection: the proxy adds
 //! `Connection: close`, and once the head is forwarded the connection is a byte pipe to the same
 //! vetted origin (anything the client sends afterwards can only reach that origin).
+#![deny(unsafe_code)]
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

@@ -11,9 +11,6 @@ pub mod cgroup;
 pub mod cli;
 pub mod grant;
 pub mod invocation;
-// TEMPORARY: launch/{mod,init,workload,seccomp,egress}.rs still hold unsafe; converted next
-// (its other files deny unsafe_code themselves).
-#[allow(unsafe_code)]
 pub mod launch;
 pub mod net;
 pub mod policy;

@@ -799,6 +799,23 @@ pub fn set_pdeathsig(signal: c_int) -> io::Result<()> {
     prctl_int(libc::PR_SET_PDEATHSIG, signal as c_ulong)
 }
 
+/// (launch) `PR_SET_NAME`: the name this thread shows in /proc/PID/comm (at most 15 bytes are
+/// kept).
+pub fn set_name(name: &CStr) -> io::Result<()> {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string (at most 16 bytes of it) from the
+    // borrowed, valid `name`; the other arguments are unused and passed as 0.
+    let r = unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            name.as_ptr(),
+            0 as c_ulong,
+            0 as c_ulong,
+            0 as c_ulong,
+        )
+    };
+    check(r.into()).map(drop)
+}
+
 /// (launch) `PR_SET_DUMPABLE`: whether the process may be dumped or ptrace-attached (and who
 /// owns its /proc files).
 pub fn set_dumpable(dumpable: bool) -> io::Result<()> {

@@ -10,10 +10,11 @@
 //! Every decision of the proxy travels back to the helper as a JSON line for the run report.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::net::ConnectionDecision;
+use crate::sys;
 
 /// Where the proxy's socket directory appears inside the sandbox.
 pub const DIR_INSIDE: &str = "/run/code-executor";
@@ -55,34 +56,18 @@ impl ProxyProcess {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
         let (dec_r, dec_w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-        let (ready_raw, dec_raw) = (ready_w.as_raw_fd(), dec_w.as_raw_fd());
         let mut cmd = std::process::Command::new(&program);
         cmd.arg(&socket)
             .args(patterns)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());
-        // SAFETY: the closure runs in the forked child before exec and only makes
-        // async-signal-safe calls (dup2, prctl) on descriptors that stay open in the parent until
-        // spawn returns. Both sources are above 4 or moved there first, so neither dup2 clobbers
-        // the other.
-        unsafe {
-            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                let hi_ready = libc::fcntl(ready_raw, libc::F_DUPFD, 10);
-                let hi_dec = libc::fcntl(dec_raw, libc::F_DUPFD, 10);
-                if hi_ready < 0
-                    || hi_dec < 0
-                    || libc::dup2(hi_ready, 3) < 0
-                    || libc::dup2(hi_dec, 4) < 0
-                    || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("start {}: {e}", program.display()))?;
+        // Its interface: fd 3 says "listening", fd 4 carries the decisions; it dies with us.
+        let child = sys::spawn_with_fds(
+            cmd,
+            &[(ready_w.as_fd(), 3), (dec_w.as_fd(), 4)],
+            Some(libc::SIGKILL),
+        )
+        .map_err(|e| format!("start {}: {e}", program.display()))?;
         drop(ready_w);
         drop(dec_w);
         let mut p = ProxyProcess {
@@ -183,8 +168,7 @@ pub fn start_forwarder(seccomp: &super::seccomp::Program) -> Result<(), String> 
         .map_err(|e| format!("bind the egress forwarder on 127.0.0.1:{PORT}: {e}"))?;
     let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| format!("pipe for the egress forwarder: {e}"))?;
-    // SAFETY: fork in the single-threaded init.
-    match unsafe { nix::unistd::fork() } {
+    match sys::fork() {
         Err(e) => Err(format!("fork the egress forwarder: {e}")),
         Ok(nix::unistd::ForkResult::Parent { .. }) => {
             drop(done_w);
@@ -200,29 +184,20 @@ pub fn start_forwarder(seccomp: &super::seccomp::Program) -> Result<(), String> 
         }
         Ok(nix::unistd::ForkResult::Child) => {
             drop(done_r);
-            // SAFETY: prctl with integer arguments.
-            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-            let hardened = super::caps::drop_bounding_and_ambient()
+            let hardened = sys::set_pdeathsig(libc::SIGKILL)
+                .map_err(|e| format!("parent-death signal: {e}"))
+                .and_then(|_| super::caps::drop_bounding_and_ambient())
                 .and_then(|_| super::caps::clear_and_verify())
-                .and_then(|_| {
-                    // SAFETY: prctl with integer arguments.
-                    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } == 0 {
-                        Ok(())
-                    } else {
-                        Err(format!("no_new_privs: {}", std::io::Error::last_os_error()))
-                    }
-                })
+                .and_then(|_| sys::set_no_new_privs().map_err(|e| format!("no_new_privs: {e}")))
                 .and_then(|_| super::seccomp::load(seccomp).map_err(|e| format!("seccomp: {e}")));
             if let Err(why) = hardened {
                 let _ = nix::unistd::write(&done_w, why.as_bytes());
-                // SAFETY: _exit in a forked child.
-                unsafe { libc::_exit(1) }
+                sys::exit_immediately(1)
             }
             drop(done_w);
             let socket = Path::new(DIR_INSIDE).join(SOCKET_NAME);
             let _ = crate::net::forwarder::run_forwarder(listener, &socket);
-            // SAFETY: _exit in a forked child.
-            unsafe { libc::_exit(1) }
+            sys::exit_immediately(1)
         }
     }
 }

@@ -2,16 +2,19 @@
 //! the reaper (which forks the workload in a nested PID namespace), and exits with the
 //! reaper's status. Its exit kills everything left in the PID namespace.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+
+use nix::unistd::ForkResult;
+
+use crate::sys;
 
 use super::{mounts, rlimits, send, ChildMsg, Ending, LaunchSpec, SetupError, Step};
 
 /// Never returns: exits with the workload's status, or 125 after reporting a setup error.
 pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
-    // If H dies, so do we (and with us, the whole PID namespace).
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // If H dies, so do we (and with us, the whole PID namespace). Cannot fail for SIGKILL.
+    let _ = sys::set_pdeathsig(libc::SIGKILL);
     // Wait for H to write our id maps. EOF instead of a byte: H died before the prctl above
     // took effect, or gave up; either way, stop.
     let mut b = [0u8; 1];
@@ -25,8 +28,12 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     };
     // We are single-threaded and not yet dumpable-restricted; nothing of the host may be
     // inspected through us, so mark the process undumpable (it also blocks /proc/1/mem access).
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if let Err(e) = sys::set_dumpable(false) {
+        fail(SetupError::new(
+            Step::Namespaces,
+            format!("PR_SET_DUMPABLE 0: {e}"),
+        ));
+    }
 
     // Detached mounts of H's descriptors, then a mount namespace of our own (see take_sources).
     let sources = match mounts::take_sources(&spec.mounts) {
@@ -50,8 +57,7 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     // The kernel clears the parent-death signal when credentials change: arm it again, then
     // make sure H did not die in between (it holds the sync pipe's write end until we exit,
     // so a hang-up on our end means it is gone).
-    // SAFETY: prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let _ = sys::set_pdeathsig(libc::SIGKILL);
     if helper_gone(&sync_r) {
         exit(125);
     }
@@ -92,43 +98,23 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
     }
 
     // The reaper, PID 1 of a nested PID namespace, forks the workload there (see `reaper`).
-    // SAFETY: a fork-like clone (no CLONE_VM, no new stack) of this single-threaded process.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
-    };
-    if r < 0 {
-        fail(SetupError::new(
+    let r = match sys::clone_process(libc::CLONE_NEWPID | libc::SIGCHLD) {
+        Ok(ForkResult::Child) => super::reaper::main(spec, &msg_w),
+        Ok(ForkResult::Parent { child }) => child.as_raw(),
+        Err(e) => fail(SetupError::new(
             Step::Fork,
-            format!(
-                "clone the reaper into a new PID namespace: {}",
-                std::io::Error::last_os_error()
-            ),
-        ));
-    }
-    if r == 0 {
-        super::reaper::main(spec, &msg_w);
-    }
-    let r = r as libc::pid_t;
+            format!("clone the reaper into a new PID namespace: {e}"),
+        )),
+    };
 
     // Reap the forwarder when it ends; when the reaper ends, exit with its status, which kills
     // everything left in this PID namespace (the forwarder, and the nested namespace).
     loop {
-        let mut status = 0;
-        // SAFETY: wait for any child of PID 1.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if pid < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            exit(125);
-        }
+        let (pid, status) = match sys::wait_any() {
+            Ok(reaped) => reaped,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => exit(125),
+        };
         if pid == r {
             if libc::WIFSIGNALED(status) {
                 // The reaper itself was killed (the memory cgroup's OOM killer, or the workload
@@ -144,44 +130,22 @@ pub(super) fn main(spec: &LaunchSpec, sync_r: OwnedFd, msg_w: OwnedFd) -> ! {
 
 /// True when the write end of the sync pipe (held by H) is closed.
 fn helper_gone(sync_r: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: std::os::fd::AsRawFd::as_raw_fd(sync_r),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: poll on one valid pollfd, no wait.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n > 0 && p.revents & (libc::POLLHUP | libc::POLLERR) != 0
+    let mut p = [sys::PollFd::new(sync_r.as_fd(), libc::POLLIN)];
+    matches!(sys::poll(&mut p, 0), Ok(n) if n > 0)
+        && p[0].revents() & (libc::POLLHUP | libc::POLLERR) != 0
 }
 
+/// Leaves without the destructors and atexit handlers of the state copied from H.
 fn exit(code: i32) -> ! {
-    // SAFETY: _exit skips atexit handlers and stdio flushing of the copied parent state.
-    unsafe { libc::_exit(code) }
+    sys::exit_immediately(code)
 }
 
 /// Brings up `lo` in the new network namespace, the only interface there is.
 fn loopback_up() -> Result<(), String> {
-    // SAFETY: plain socket/ioctl calls on a zeroed ifreq.
-    unsafe {
-        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if s < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        let r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut ifr);
-        if r == 0 {
-            ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-            let r = libc::ioctl(s, libc::SIOCSIFFLAGS, &mut ifr);
-            if r != 0 {
-                let e = std::io::Error::last_os_error();
-                libc::close(s);
-                return Err(format!("bring lo up: {e}"));
-            }
-        }
-        libc::close(s);
-    }
-    Ok(())
+    let lo = c"lo";
+    let sock = sys::inet_dgram_socket().map_err(|e| format!("socket: {e}"))?;
+    let flags =
+        sys::interface_flags(sock.as_fd(), lo).map_err(|e| format!("read lo's flags: {e}"))?;
+    let up = (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    sys::set_interface_flags(sock.as_fd(), lo, flags | up).map_err(|e| format!("bring lo up: {e}"))
 }

@@ -5,7 +5,6 @@
 //! touch. We ask for the newest ABI this crate knows, best effort, over a hard minimum of ABI 1,
 //! and record exactly what the kernel enforced. "Not enforced" is an error unless the policy
 //! accepted the named weaker mode `no-landlock`.
-#![deny(unsafe_code)]
 
 use std::path::PathBuf;
 

@@ -31,13 +31,14 @@ mod workload;
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::RunCgroup;
+use crate::sys;
 
 /// The steps of a launch, as named in errors and the report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,10 +225,6 @@ pub struct LaunchOutcome {
     pub landlock: Option<landlock::LandlockOutcome>,
 }
 
-fn errno_str() -> String {
-    std::io::Error::last_os_error().to_string()
-}
-
 fn pipe() -> Result<(OwnedFd, OwnedFd), SetupError> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| SetupError::new(Step::Preflight, format!("pipe: {e}")))
@@ -291,44 +288,34 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
         | libc::CLONE_NEWUTS
         | libc::CLONE_NEWCGROUP;
     let start = Instant::now();
-    // SAFETY: a fork-like clone (no CLONE_VM, no new stack) of a single-threaded process; the
-    // child continues below with a copy of the address space, like after fork().
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (flags | libc::SIGCHLD) as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        )
+    let pid = match sys::clone_process(flags | libc::SIGCHLD) {
+        Ok(nix::unistd::ForkResult::Child) => {
+            drop(sync_w);
+            drop(msg_r);
+            drop(sigfd);
+            let _ =
+                nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+            init::main(spec, sync_r, msg_w);
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child.as_raw(),
+        Err(err) => {
+            let why = match err.raw_os_error() {
+                Some(libc::ENOSPC) => "the limit on user namespaces is reached (user.max_user_namespaces is 0 or exhausted)",
+                Some(libc::EPERM) => "not permitted: unprivileged user namespaces are disabled or restricted (AppArmor on Ubuntu 24.04+, or kernel.unprivileged_userns_clone=0)",
+                Some(libc::EINVAL) => "the kernel lacks one of the namespace types",
+                Some(libc::EUSERS) => "too many nested user namespaces",
+                _ => "the kernel refused",
+            };
+            return Err(SetupError::new(
+                Step::Namespaces,
+                format!(
+                    "clone with new user, mount, PID, network, IPC and UTS namespaces: {err}: {why}"
+                ),
+            ));
+        }
     };
-    if pid < 0 {
-        let err = std::io::Error::last_os_error();
-        let why = match err.raw_os_error() {
-            Some(libc::ENOSPC) => "the limit on user namespaces is reached (user.max_user_namespaces is 0 or exhausted)",
-            Some(libc::EPERM) => "not permitted: unprivileged user namespaces are disabled or restricted (AppArmor on Ubuntu 24.04+, or kernel.unprivileged_userns_clone=0)",
-            Some(libc::EINVAL) => "the kernel lacks one of the namespace types",
-            Some(libc::EUSERS) => "too many nested user namespaces",
-            _ => "the kernel refused",
-        };
-        return Err(SetupError::new(
-            Step::Namespaces,
-            format!(
-                "clone with new user, mount, PID, network, IPC and UTS namespaces: {err}: {why}"
-            ),
-        ));
-    }
-    if pid == 0 {
-        drop(sync_w);
-        drop(msg_r);
-        drop(sigfd);
-        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-        init::main(spec, sync_r, msg_w);
-    }
-    let pid = pid as libc::pid_t;
     drop(sync_r);
-    let child = ChildGuard(pid);
+    let mut child = ChildGuard::new(pid);
 
     // Two releases: after the id maps (I starts building its root), then after the cgroup
     // attach (I may fork the workload). On cgroup v1 an attach waits for an RCU grace period
@@ -347,11 +334,7 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
         }
         release(b"2")
     })();
-    if let Err(e) = setup {
-        child.kill();
-        let _ = child.wait();
-        return Err(e);
-    }
+    setup?; // on error, the guard kills and reaps the init
     drop(msg_w);
 
     let pidfd = pidfd_open(pid)?;
@@ -371,48 +354,31 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
             remaining.as_millis().min(60_000) as i32 + 1
         };
         let mut fds = vec![
-            libc::pollfd {
-                fd: pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: sigfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            sys::PollFd::new(pidfd.as_fd(), libc::POLLIN),
+            sys::PollFd::new(sigfd.as_fd(), libc::POLLIN),
         ];
         if msg_open {
-            fds.push(libc::pollfd {
-                fd: msg_r.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
+            fds.push(sys::PollFd::new(msg_r.as_fd(), libc::POLLIN));
         }
-        // SAFETY: poll over a valid array of pollfd.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
+        match sys::poll(&mut fds, timeout_ms) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(e) => {
+                child.kill();
+                return Err(SetupError::new(Step::Preflight, format!("poll: {e}")));
             }
-            child.kill();
-            return Err(SetupError::new(
-                Step::Preflight,
-                format!("poll: {}", errno_str()),
-            ));
         }
-        if msg_open && fds.len() > 2 && fds[2].revents != 0 {
+        let ready: Vec<bool> = fds.iter().map(|f| f.revents() != 0).collect();
+        drop(fds);
+        if msg_open && ready.len() > 2 && ready[2] {
             let mut chunk = [0u8; 4096];
-            // SAFETY: msg_r is a valid fd; read into a stack buffer.
-            let r =
-                unsafe { libc::read(msg_r.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
-            if r > 0 {
-                buf.extend_from_slice(&chunk[..r as usize]);
-            } else {
-                msg_open = false;
+            match sys::read(msg_r.as_fd(), &mut chunk) {
+                Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                _ => msg_open = false,
             }
         }
-        if fds[1].revents != 0 {
+        if ready[1] {
             if let Ok(Some(info)) = sigfd.read_signal() {
                 child.kill();
                 if forced.is_none() {
@@ -422,12 +388,12 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
                 }
             }
         }
-        if fds[0].revents != 0 {
+        if ready[0] {
             // Drain any message still in the pipe (the child may have written just before exit).
             let mut rest = Vec::new();
             let Ok(dup) = msg_r.try_clone() else { break };
             let mut f = std::fs::File::from(dup);
-            set_nonblocking(f.as_raw_fd());
+            let _ = sys::set_nonblocking(f.as_fd());
             let _ = f.read_to_end(&mut rest);
             buf.extend_from_slice(&rest);
             break;
@@ -472,25 +438,13 @@ pub fn run(spec: &LaunchSpec, cgroup: Option<&RunCgroup>) -> Result<LaunchOutcom
     })
 }
 
-fn set_nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on a valid fd.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
 fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, SetupError> {
-    // SAFETY: pidfd_open takes a pid and flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(SetupError::new(
+    sys::pidfd_open(pid).map_err(|e| {
+        SetupError::new(
             Step::Preflight,
-            format!("pidfd_open: {} (needs Linux 5.3+)", errno_str()),
-        ));
-    }
-    // SAFETY: a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+            format!("pidfd_open: {e} (needs Linux 5.3+)"),
+        )
+    })
 }
 
 /// One-line maps: inner id -> host id. `setgroups` is denied first, as the kernel requires for
@@ -515,31 +469,51 @@ enum WaitStatus {
     Signaled(i32),
 }
 
-/// Owns the init process: kills it if the launch is abandoned half-way.
-struct ChildGuard(libc::pid_t);
+/// Owns the init process until it is reaped: dropped before [`ChildGuard::wait`] (an early
+/// return, a panic), it kills and reaps the init, so no path can leave a sandbox running.
+struct ChildGuard {
+    pid: libc::pid_t,
+    reaped: bool,
+}
 
 impl ChildGuard {
-    fn kill(&self) {
-        // SAFETY: kill with a pid we created and have not reaped.
-        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    fn new(pid: libc::pid_t) -> ChildGuard {
+        ChildGuard { pid, reaped: false }
     }
-    fn wait(&self) -> (WaitStatus, libc::rusage) {
-        let mut status = 0;
-        // SAFETY: zeroed rusage is a valid value to be filled in.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: wait4 on our own child.
-            let r = unsafe { libc::wait4(self.0, &mut status, 0, &mut ru) };
-            if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                break;
-            }
+
+    fn kill(&self) {
+        if !self.reaped {
+            // ESRCH cannot happen before the reap (the init stays a zombie until then).
+            let _ = sys::kill(self.pid, libc::SIGKILL);
         }
+    }
+
+    /// Waits for the init's end: its status and resource usage.
+    fn wait(&mut self) -> (WaitStatus, libc::rusage) {
+        let (status, ru) = loop {
+            match sys::wait4(self.pid, 0) {
+                Ok(r) => break r,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                // ECHILD: already reaped elsewhere; nothing more to learn.
+                Err(_) => break (0, sys::empty_rusage()),
+            }
+        };
+        self.reaped = true;
         let ws = if libc::WIFSIGNALED(status) {
             WaitStatus::Signaled(libc::WTERMSIG(status))
         } else {
             WaitStatus::Exited(libc::WEXITSTATUS(status))
         };
         (ws, ru)
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.kill();
+            let _ = self.wait();
+        }
     }
 }
 

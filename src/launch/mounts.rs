@@ -9,7 +9,6 @@
 //! once, and checked on the descriptor it gave (see [`crate::grant`]); from then on only the
 //! descriptor travels. The init process gets the descriptors with its copy of the fd table and
 //! mounts exactly those objects ([`take_sources`]); no host path is looked up again.
-#![deny(unsafe_code)]
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

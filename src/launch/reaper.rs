@@ -10,12 +10,15 @@
 //! As a namespace's PID 1 it ignores signals from inside for which it has no handler (it
 //! installs none), and seccomp denies `prlimit` on any process but the caller.
 
+use std::ffi::CStr;
 use std::os::fd::OwnedFd;
+
+use crate::sys;
 
 use super::{procfs, quotas, send, workload, ChildMsg, Ending, LaunchSpec, SetupError, Step};
 
 /// The name R shows in /proc, so that a reader of `ps` inside sees what it is.
-const NAME: &[u8] = b"sandbox-reaper\0";
+const NAME: &CStr = c"sandbox-reaper";
 
 /// Never returns: exits with the workload's status (128 + signal when it was killed), or 125
 /// after reporting a setup error.
@@ -24,19 +27,17 @@ pub(super) fn main(spec: &LaunchSpec, msg_w: &OwnedFd) -> ! {
         send(msg_w, &ChildMsg::Error(e));
         exit(125)
     };
-    // SAFETY: prctl with integer arguments. Dies with the init (whose death would also end
-    // this namespace, which is nested in the init's).
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
-    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
-    unsafe { libc::prctl(libc::PR_SET_NAME, NAME.as_ptr(), 0, 0, 0) };
+    // Dies with the init (whose death would also end this namespace, nested in the init's).
+    // Cannot fail with a valid signal; the name is cosmetic.
+    let _ = sys::set_pdeathsig(libc::SIGKILL);
+    let _ = sys::set_name(NAME);
     if let Err(e) = procfs::mount_own() {
         fail(SetupError::new(Step::Proc, e));
     }
     if let Err(e) = quotas::apply() {
         fail(SetupError::new(Step::Quotas, e));
     }
-    // SAFETY: fork in a single-threaded process.
-    let w = match unsafe { nix::unistd::fork() } {
+    let w = match sys::fork() {
         Ok(nix::unistd::ForkResult::Child) => workload::main(spec, msg_w),
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
         Err(e) => fail(SetupError::new(
@@ -47,15 +48,11 @@ pub(super) fn main(spec: &LaunchSpec, msg_w: &OwnedFd) -> ! {
     // Reap everything; when the workload ends, report and exit, which kills the rest of this
     // namespace (its daemons included).
     loop {
-        let mut status = 0;
-        // SAFETY: wait for any child of this namespace's PID 1.
-        let pid = unsafe { libc::waitpid(-1, &mut status, 0) };
-        if pid < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            exit(125);
-        }
+        let (pid, status) = match sys::wait_any() {
+            Ok(reaped) => reaped,
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+            Err(_) => exit(125),
+        };
         if pid == w.as_raw() {
             let (ending, code) = if libc::WIFSIGNALED(status) {
                 let signal = libc::WTERMSIG(status);
@@ -70,7 +67,7 @@ pub(super) fn main(spec: &LaunchSpec, msg_w: &OwnedFd) -> ! {
     }
 }
 
+/// Leaves without the destructors and atexit handlers of the state copied from the init.
 fn exit(code: i32) -> ! {
-    // SAFETY: _exit skips atexit handlers and stdio flushing of the copied parent state.
-    unsafe { libc::_exit(code) }
+    sys::exit_immediately(code)
 }

@@ -8,8 +8,6 @@
 //! user who started the sandbox (see `quotas`), so without a bound a run could use up that
 //! user's quota and break their other programs until it ends.
 
-#![deny(unsafe_code)]
-
 use rlimit::Resource;
 use serde::{Deserialize, Serialize};
 

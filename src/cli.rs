@@ -1,5 +1,5 @@
 //! The command line of `sandbox-run`, as clap types in the library: the binary parses with
-//! them, and [`crate::invocation::Invocation`] (what callers such as the MCP server build) is
+//! them, and `crate::invocation::Invocation` (what callers such as the MCP server build) is
 //! tested against them, so the two sides of the seam cannot drift apart.
 
 use std::ffi::OsString;

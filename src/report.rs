@@ -6,10 +6,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::cgroup::{CgroupStats, CpuCgroup, CpuThrottling, MemoryCgroup};
-use crate::launch::{self, Ending, LaunchOutcome, LaunchSpec, SetupError};
+use std::time::Duration;
+
+use crate::launch::{self, Ending, LaunchSpec, SetupError};
 use crate::net::ConnectionDecision;
+use crate::policy::RuntimeKind;
 use crate::policy::{Policy, Size};
-use crate::sandbox::Prepared;
 
 /// The limit a run ran into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -308,6 +310,52 @@ pub struct RunReport {
     pub network: Vec<ConnectionDecision>,
 }
 
+impl LimitHit {
+    /// The limit a run hit, from what the kernel and the cgroup counted (never from what the
+    /// workload printed).
+    pub fn from_run(
+        ending: &Ending,
+        stats: Option<&CgroupStats>,
+        runtime: Option<RuntimeKind>,
+        cpu: Duration,
+        cpu_limit: Option<u64>,
+    ) -> Option<LimitHit> {
+        use Ending::*;
+        if matches!(ending, Timeout) {
+            return Some(LimitHit::Timeout);
+        }
+        if let Some(s) = stats {
+            if s.oom_kills > 0 {
+                return Some(LimitHit::Memory);
+            }
+        }
+        match ending {
+            Signaled { signal } if *signal == libc::SIGXCPU => return Some(LimitHit::Cpu),
+            Signaled { signal }
+                if *signal == libc::SIGKILL && cpu_limit.is_some_and(|l| cpu.as_secs() >= l) =>
+            {
+                return Some(LimitHit::Cpu)
+            }
+            Signaled { signal } if *signal == libc::SIGXFSZ => return Some(LimitHit::FileSize),
+            _ => {}
+        }
+        if stats.is_some_and(|s| s.pids_max_hits > 0) {
+            return Some(LimitHit::Nproc);
+        }
+        // Without a cgroup, V8 growing past its heap cap or RLIMIT_DATA dies with a fatal error
+        // (SIGTRAP, SIGABRT or SIGSEGV): the cause is memory.
+        let js = matches!(runtime, Some(RuntimeKind::Deno) | Some(RuntimeKind::Node));
+        let v8_fatal = |s: i32| s == libc::SIGTRAP || s == libc::SIGABRT || s == libc::SIGSEGV;
+        match ending {
+            Signaled { signal } if js && v8_fatal(*signal) => Some(LimitHit::Memory),
+            Exited { code } if js && (*code == 133 || *code == 134 || *code == 139) => {
+                Some(LimitHit::Memory)
+            }
+            _ => None,
+        }
+    }
+}
+
 impl RunReport {
     /// The report of a request refused before any launch.
     pub fn usage_error(command: Vec<String>, message: String, exit_code: i32) -> RunReport {
@@ -331,84 +379,6 @@ impl RunReport {
             degraded: vec![],
             network: vec![],
         }
-    }
-
-    pub fn from_launch(
-        p: &Prepared,
-        result: Result<LaunchOutcome, SetupError>,
-        stats: Option<CgroupStats>,
-        network: Vec<ConnectionDecision>,
-    ) -> RunReport {
-        let mut layers = p.layers.clone();
-        let mut report = RunReport {
-            version: 2,
-            command: p.command_line.clone(),
-            program: p.resolved.program.display().to_string(),
-            policy: p.policy.name.clone(),
-            status: RunStatus::SetupFailed,
-            exit_code: None,
-            signal: None,
-            sandbox_exit_code: 125,
-            wall_time_ms: 0.0,
-            cpu_time_ms: 0.0,
-            peak_memory_bytes: 0,
-            cpu_throttling: None,
-            limit_hit: None,
-            error: None,
-            usage_error: None,
-            layers: Some(layers.clone()),
-            degraded: layers.cpu.degraded_line().into_iter().collect(),
-            network,
-        };
-        let out = match result {
-            Ok(o) => o,
-            Err(e) => {
-                report.sandbox_exit_code = e.exit_code;
-                report.error = Some(e);
-                return report;
-            }
-        };
-        match &out.landlock {
-            Some(l) => {
-                layers.landlock = format!(
-                    "enforced {}; tcp rules: {}; scopes: {}",
-                    l.enforced, l.tcp, l.scopes
-                );
-                layers.landlock_abi = Some(l.kernel_abi);
-            }
-            None => {
-                layers.landlock = "NOT ENFORCED: the kernel has no usable Landlock; ran in the accepted degraded mode no-landlock".into();
-                report.degraded.push("no-landlock: Landlock unavailable, the filesystem is fenced by the minimal root only".into());
-            }
-        }
-        let (status, exit_code, signal, code) = match out.ending {
-            Ending::Exited { code } => (RunStatus::Exited, Some(code), None, code),
-            Ending::Signaled { signal } => (RunStatus::Signaled, None, Some(signal), 128 + signal),
-            Ending::Timeout => (RunStatus::Timeout, None, Some(libc::SIGKILL), 124),
-            Ending::Interrupted { signal } => {
-                (RunStatus::Interrupted, None, Some(signal), 128 + signal)
-            }
-        };
-        report.status = status;
-        report.exit_code = exit_code;
-        report.signal = signal;
-        report.sandbox_exit_code = code;
-        report.wall_time_ms = out.wall.as_secs_f64() * 1000.0;
-        report.cpu_time_ms = out.cpu.as_secs_f64() * 1000.0;
-        report.peak_memory_bytes = stats
-            .as_ref()
-            .and_then(|s| s.peak_memory)
-            .unwrap_or(out.max_rss);
-        report.cpu_throttling = stats.as_ref().and_then(|s| s.cpu);
-        report.limit_hit = crate::sandbox::limit_hit(
-            &out.ending,
-            stats.as_ref(),
-            p.policy.runtime.or(p.resolved.runtime),
-            out.cpu,
-            p.policy.limits.cpu_time_secs,
-        );
-        report.layers = Some(layers);
-        report
     }
 
     /// One line for stderr naming the limit that was hit, if any.

@@ -14,17 +14,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cgroup::{CgroupRequest, CpuQuota, RunCgroup};
+use crate::cgroup::{CgroupRequest, CgroupStats, CpuQuota, RunCgroup};
 use crate::grant::{self, Access, Grant};
 use crate::launch::{
-    self, egress, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ids, LaunchSpec,
+    self, egress, landlock::LandlockPlan, mounts, rlimits::RlimitPlan, Ending, Ids, LaunchOutcome,
+    LaunchSpec, SetupError,
 };
 use crate::net::forwarder::proxy_env;
 use crate::net::guest::NODE_PROXY_PRELUDE;
 use crate::net::pattern::NetPolicy;
+use crate::net::ConnectionDecision;
 use crate::policy::{Degradation, Policy, RuntimeKind, Size};
 use crate::quota;
-use crate::report::{CpuShare, Layers, LimitHit, MemoryCap, RunReport};
+use crate::report::{CpuShare, Layers, LimitHit, MemoryCap, RunReport, RunStatus};
 use crate::runtime::{self, ResolvedCommand};
 use crate::Error;
 
@@ -475,7 +477,7 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     prepared.layers.memory = memory_cap;
     let write_bound = match bound_writes(prepared) {
         Ok(b) => b,
-        Err(err) => return RunReport::from_launch(prepared, Err(err), None, vec![]),
+        Err(err) => return prepared.report(Err(err), None, vec![]),
     };
     let proxy = match prepared
         .net
@@ -488,7 +490,7 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
             let err =
                 launch::SetupError::new(launch::Step::Preflight, format!("egress proxy: {e}"));
             let _ = write_bound.restore();
-            return RunReport::from_launch(prepared, Err(err), None, vec![]);
+            return prepared.report(Err(err), None, vec![]);
         }
     };
     // The proxy's socket directory is ours (just created), and opened like any grant.
@@ -510,7 +512,7 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
                 launch::Step::Preflight,
                 format!("egress proxy directory: {e}"),
             );
-            return RunReport::from_launch(prepared, Err(err), None, vec![]);
+            return prepared.report(Err(err), None, vec![]);
         }
     };
     let result = launch::run(&prepared.spec, Some(&cgroup));
@@ -523,7 +525,7 @@ pub fn run_prepared(prepared: &mut Prepared) -> RunReport {
     // The run's PID namespace is gone: nothing of it writes any more.
     let degraded = matches!(write_bound, quota::Outcome::Degraded { .. });
     let restored = write_bound.restore();
-    let mut report = RunReport::from_launch(prepared, result, stats, decisions);
+    let mut report = prepared.report(result, stats, decisions);
     if degraded {
         report
             .degraded
@@ -625,51 +627,88 @@ fn etc_files() -> Vec<(PathBuf, String)> {
     ]
 }
 
-/// The limit a run hit, from what the kernel and the cgroup counted.
-pub(crate) fn limit_hit(
-    ending: &launch::Ending,
-    stats: Option<&crate::cgroup::CgroupStats>,
-    runtime: Option<RuntimeKind>,
-    cpu: Duration,
-    cpu_limit: Option<u64>,
-) -> Option<LimitHit> {
-    use launch::Ending::*;
-    if matches!(ending, Timeout) {
-        return Some(LimitHit::Timeout);
-    }
-    if let Some(s) = stats {
-        if s.oom_kills > 0 {
-            return Some(LimitHit::Memory);
-        }
-    }
-    match ending {
-        Signaled { signal } if *signal == libc::SIGXCPU => return Some(LimitHit::Cpu),
-        Signaled { signal }
-            if *signal == libc::SIGKILL && cpu_limit.is_some_and(|l| cpu.as_secs() >= l) =>
-        {
-            return Some(LimitHit::Cpu)
-        }
-        Signaled { signal } if *signal == libc::SIGXFSZ => return Some(LimitHit::FileSize),
-        _ => {}
-    }
-    if stats.is_some_and(|s| s.pids_max_hits > 0) {
-        return Some(LimitHit::Nproc);
-    }
-    // Without a cgroup, V8 growing past its heap cap or RLIMIT_DATA dies with a fatal error
-    // (SIGTRAP, SIGABRT or SIGSEGV): the cause is memory.
-    let js = matches!(runtime, Some(RuntimeKind::Deno) | Some(RuntimeKind::Node));
-    let v8_fatal = |s: i32| s == libc::SIGTRAP || s == libc::SIGABRT || s == libc::SIGSEGV;
-    match ending {
-        Signaled { signal } if js && v8_fatal(*signal) => Some(LimitHit::Memory),
-        Exited { code } if js && (*code == 133 || *code == 134 || *code == 139) => {
-            Some(LimitHit::Memory)
-        }
-        _ => None,
-    }
-}
-
 /// The command line of a Prepared, for reports.
 impl Prepared {
+    /// The report of this command's run: what the launch returned, the cgroup's counts and the
+    /// proxy's decisions, over the layers planned at prepare time.
+    pub fn report(
+        &self,
+        result: Result<LaunchOutcome, SetupError>,
+        stats: Option<CgroupStats>,
+        network: Vec<ConnectionDecision>,
+    ) -> RunReport {
+        let mut layers = self.layers.clone();
+        let mut report = RunReport {
+            version: 2,
+            command: self.command_line.clone(),
+            program: self.resolved.program.display().to_string(),
+            policy: self.policy.name.clone(),
+            status: RunStatus::SetupFailed,
+            exit_code: None,
+            signal: None,
+            sandbox_exit_code: 125,
+            wall_time_ms: 0.0,
+            cpu_time_ms: 0.0,
+            peak_memory_bytes: 0,
+            cpu_throttling: None,
+            limit_hit: None,
+            error: None,
+            usage_error: None,
+            layers: Some(layers.clone()),
+            degraded: layers.cpu.degraded_line().into_iter().collect(),
+            network,
+        };
+        let out = match result {
+            Ok(o) => o,
+            Err(e) => {
+                report.sandbox_exit_code = e.exit_code;
+                report.error = Some(e);
+                return report;
+            }
+        };
+        match &out.landlock {
+            Some(l) => {
+                layers.landlock = format!(
+                    "enforced {}; tcp rules: {}; scopes: {}",
+                    l.enforced, l.tcp, l.scopes
+                );
+                layers.landlock_abi = Some(l.kernel_abi);
+            }
+            None => {
+                layers.landlock = "NOT ENFORCED: the kernel has no usable Landlock; ran in the accepted degraded mode no-landlock".into();
+                report.degraded.push("no-landlock: Landlock unavailable, the filesystem is fenced by the minimal root only".into());
+            }
+        }
+        let (status, exit_code, signal, code) = match out.ending {
+            Ending::Exited { code } => (RunStatus::Exited, Some(code), None, code),
+            Ending::Signaled { signal } => (RunStatus::Signaled, None, Some(signal), 128 + signal),
+            Ending::Timeout => (RunStatus::Timeout, None, Some(libc::SIGKILL), 124),
+            Ending::Interrupted { signal } => {
+                (RunStatus::Interrupted, None, Some(signal), 128 + signal)
+            }
+        };
+        report.status = status;
+        report.exit_code = exit_code;
+        report.signal = signal;
+        report.sandbox_exit_code = code;
+        report.wall_time_ms = out.wall.as_secs_f64() * 1000.0;
+        report.cpu_time_ms = out.cpu.as_secs_f64() * 1000.0;
+        report.peak_memory_bytes = stats
+            .as_ref()
+            .and_then(|s| s.peak_memory)
+            .unwrap_or(out.max_rss);
+        report.cpu_throttling = stats.as_ref().and_then(|s| s.cpu);
+        report.limit_hit = LimitHit::from_run(
+            &out.ending,
+            stats.as_ref(),
+            self.policy.runtime.or(self.resolved.runtime),
+            out.cpu,
+            self.policy.limits.cpu_time_secs,
+        );
+        report.layers = Some(layers);
+        report
+    }
+
     pub fn explain(&self) -> String {
         let mut out = String::new();
         out.push_str("# Effective policy\n");

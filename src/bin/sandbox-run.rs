@@ -271,7 +271,7 @@ fn run(args: RunArgs) -> i32 {
                 Step::Preflight,
                 "the parent process died before the run started (--die-with-parent)",
             );
-            let report = RunReport::from_launch(&prepared, Err(e), None, vec![]);
+            let report = prepared.report(Err(e), None, vec![]);
             eprintln!(
                 "sandbox-run: {}",
                 report

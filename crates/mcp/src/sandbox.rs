@@ -7,7 +7,7 @@
 //! the child is how a run is cancelled, timed out as a backstop, or stopped at shutdown.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -95,10 +95,10 @@ pub struct HostGrant {
 }
 
 /// The descriptors sandbox-run inherits for `spec`: (the server's descriptor, its number there).
-fn inherited_fds(spec: &RunSpec, report: &OwnedFd) -> Vec<(RawFd, RawFd)> {
-    let mut fds = vec![(report.as_raw_fd(), REPORT_FD)];
+fn inherited_fds<'a>(spec: &'a RunSpec, report: &'a OwnedFd) -> Vec<(BorrowedFd<'a>, RawFd)> {
+    let mut fds = vec![(report.as_fd(), REPORT_FD)];
     for (i, g) in spec.grants.iter().enumerate() {
-        fds.push((g.fd.as_raw_fd(), FIRST_GRANT_FD + i as RawFd));
+        fds.push((g.fd.as_fd(), FIRST_GRANT_FD + i as RawFd));
     }
     fds
 }
@@ -248,11 +248,13 @@ pub fn spawn(spec: &RunSpec) -> Result<Launched, SandboxError> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    crate::sys::pass_fds(&mut cmd, inherited_fds(spec, &report_w));
-    let child = cmd.spawn().map_err(|source| SandboxError::Spawn {
-        path: spec.sandbox_run.clone(),
-        source,
-    })?;
+    let child =
+        crate::sys::spawn_with_fds(cmd, &inherited_fds(spec, &report_w)).map_err(|source| {
+            SandboxError::Spawn {
+                path: spec.sandbox_run.clone(),
+                source,
+            }
+        })?;
     drop(report_w);
     let guard = GroupGuard {
         pgid: child.id().map(|p| p as i32),

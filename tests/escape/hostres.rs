@@ -355,6 +355,31 @@ fn the_kernel_command_line_boot_id_and_kernel_tables_read_empty() {
     }
 }
 
+#[test]
+fn nothing_of_the_directories_on_the_way_to_the_interpreter_shows() {
+    let (s, b) = once("hostinfo", &[], &[]);
+    let prefix = ret(&s, "hostinfo:prefix")
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let beside = ret(&s, "hostinfo:beside_the_way");
+    assert_eq!(
+        beside.as_object().map(|o| o.len()),
+        Some(0),
+        "ESCAPE: directories on the way to {prefix} show host entries: {beside}"
+    );
+    // Bare, where the interpreter lives below a home directory (here /root/.pyenv), that home
+    // holds more than the way to it. On a machine whose python is /usr's, there is nothing to
+    // compare: the sandboxed side still holds.
+    if prefix.starts_with("/root/") || prefix.starts_with("/home/") {
+        let bare_beside = ret(&b, "hostinfo:beside_the_way");
+        assert!(
+            bare_beside.as_object().is_some_and(|o| !o.is_empty()),
+            "baseline: bare, the home on the way to {prefix} has other entries: {bare_beside}"
+        );
+    }
+}
+
 /// Mode bits of every file the setid group made in `dir`: (name, mode).
 fn modes(dir: &std::path::Path) -> Vec<(String, u32)> {
     use std::os::unix::fs::MetadataExt;

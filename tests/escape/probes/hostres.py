@@ -246,6 +246,21 @@ def group_hostinfo():
                 out("hostinfo:" + path, ret=len(f.read()))
         except OSError as ex:
             out("hostinfo:" + path, errno=ename(ex.errno))
+    # The directories on the way to the interpreter's install prefix (e.g. /root/.pyenv/
+    # versions): what each holds besides the next step of the way.
+    prefix = os.path.realpath(sys.base_prefix)
+    parts = prefix.strip("/").split("/")
+    extra = {}
+    for i in range(len(parts)):
+        d = "/" + "/".join(parts[:i])
+        try:
+            others = sorted(set(os.listdir(d)) - {parts[i]})
+        except OSError as ex:
+            others = ["<" + ename(ex.errno) + ">"]
+        if d != "/" and others:
+            extra[d] = others
+    out("hostinfo:prefix", ret=prefix)
+    out("hostinfo:beside_the_way", ret=extra)
 
 
 def group_helpers():

@@ -1,7 +1,24 @@
-//! The reference project's Docker security checks, translated: each runs a real probe inside the
-//! real sandbox (python3, node, deno), through the real `sandbox-run` binary.
+//! The sandbox's behaviour, end to end: every test starts the real `sandbox-run` and runs a real
+//! probe inside with python3, node or deno. At this level: the reference project's Docker
+//! security checks, translated. In modules: the CPU share (`cpu`), taken-away kernel features
+//! (`degradation`), network egress (`egress`), shared paths by descriptor (`grants`), the report
+//! channel (`report`) and the write bound (`write_bound`). One binary, so the crate is linked
+//! once; the escape suite is the other (tests/escape.rs).
 
 mod common;
+
+#[path = "sandbox/cpu.rs"]
+mod cpu;
+#[path = "sandbox/degradation.rs"]
+mod degradation;
+#[path = "sandbox/egress.rs"]
+mod egress;
+#[path = "sandbox/grants.rs"]
+mod grants;
+#[path = "sandbox/report.rs"]
+mod report;
+#[path = "sandbox/write_bound.rs"]
+mod write_bound;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -64,7 +81,7 @@ fn run_boundary(runtime: &str, file: &str) -> (Run, Fixtures) {
     let shared = f.shared.path().to_str().unwrap().to_string();
     // The shared directory is a temp dir on the host's /tmp, which has no project quotas here:
     // its writes cannot be bounded in total, so the run must accept `unbounded-writes`
-    // (tests/write_bound.rs covers the refusal and the bound).
+    // (tests/sandbox/write_bound.rs covers the refusal and the bound).
     let mut extra = vec![
         "--allow-write",
         shared.as_str(),
@@ -452,7 +469,7 @@ fn allowed_paths_work_others_do_not() {
         ro.path().to_str().unwrap(),
         "--allow-write",
         rw.path().to_str().unwrap(),
-        // A temp dir on the host's /tmp: no project quota, see tests/write_bound.rs.
+        // A temp dir on the host's /tmp: no project quota, see tests/sandbox/write_bound.rs.
         "--allow-degraded",
         "unbounded-writes",
         "--",

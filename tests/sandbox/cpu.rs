@@ -2,11 +2,9 @@
 //! only its share, through the real cgroup CPU controller, measured by the report's CPU and
 //! wall times. Bad values are refused with the option and the value named.
 
-mod common;
-
 use std::sync::Mutex;
 
-use common::*;
+use crate::common::*;
 
 /// The two busy runs take turns: run together, each would only measure the other.
 static BUSY: Mutex<()> = Mutex::new(());

@@ -6,12 +6,10 @@
 //! (CONFIG_QUOTA and CONFIG_QFMT_V2); on a kernel built without it that test says so loudly and
 //! skips, which is the one skip the project allows (an absent kernel feature).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
     Command::new(cmd)
@@ -23,7 +21,7 @@ fn sh(cmd: &str, args: &[&str]) -> std::process::Output {
 fn need_root() {
     assert!(
         nix_is_root(),
-        "tests/write_bound.rs mounts file systems and must run as root (scripts/test.sh runs the suite as root)"
+        "tests/sandbox/write_bound.rs mounts file systems and must run as root (scripts/test.sh runs the suite as root)"
     );
 }
 

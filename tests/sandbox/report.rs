@@ -1,13 +1,11 @@
 //! The report channel: `--report-fd` carries the typed [`RunReport`] for every outcome, usage
 //! errors included, and nothing the workload prints or writes can change it.
 
-mod common;
-
 use std::process::{Command, Output, Stdio};
 
 use code_executor::report::{LimitHit, RunStatus};
 use code_executor::RunReport;
-use common::*;
+use crate::common::*;
 
 /// Runs `sandbox-run ARGS` with descriptor 3 open on a file (through the shell, the way any
 /// caller hands a descriptor down), returns the output and the raw text written to fd 3.

@@ -3,8 +3,6 @@
 //! path outside what was granted; and objects the caller opened itself can be passed by
 //! descriptor (`--grant-read-fd`, `--grant-write-fd`). Real `sandbox-run`, real kernel.
 
-mod common;
-
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -15,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::SANDBOX_RUN;
+use crate::common::SANDBOX_RUN;
 
 /// A world-readable temporary directory: the sandbox runs as host uid 65534 when root starts it.
 fn open_tempdir() -> tempfile::TempDir {
@@ -233,7 +231,7 @@ fn a_descriptor_grant_can_be_writable_and_can_be_a_file() {
     let script = format!("cat /etc/app.txt; echo; echo hi > /out/new && echo WROTE; {LIST_FDS}");
     let mut c = Command::new(SANDBOX_RUN);
     // The directory is on /tmp, without project quotas here: a writable grant needs the
-    // named weaker mode (tests/write_bound.rs tests the refusal).
+    // named weaker mode (tests/sandbox/write_bound.rs tests the refusal).
     c.args([
         "--allow-degraded=unbounded-writes",
         "--grant-write-fd",

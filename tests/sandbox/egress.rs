@@ -1,12 +1,10 @@
 //! Network egress through the host-side proxy, end to end: real deno, node and python in the
 //! real sandbox, a real HTTP server on the host's loopback.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::*;
+use crate::common::*;
 
 /// A tiny HTTP server on the host's loopback that answers every request with `body`.
 fn http_server(body: &'static str) -> u16 {

@@ -3,11 +3,9 @@
 //! and the run is refused with one actionable message, or runs in the named weaker mode and
 //! reports exactly what is missing.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const LANDLOCK_SYSCALLS: &str = "444,445,446";
 const ENOSYS: &str = "38";

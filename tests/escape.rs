@@ -4,6 +4,7 @@
 //! mount+UTS namespace) to show each attempt works there, so no check passes vacuously.
 //!
 //! Run: `cargo test --test escape` (as root, like CI).
+#![deny(unsafe_code)]
 
 #[path = "escape_support/mod.rs"]
 mod support;

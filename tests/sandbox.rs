@@ -4,6 +4,7 @@
 //! (`degradation`), network egress (`egress`), shared paths by descriptor (`grants`), the report
 //! channel (`report`) and the write bound (`write_bound`). One binary, so the crate is linked
 //! once; the escape suite is the other (tests/escape.rs).
+#![forbid(unsafe_code)]
 
 mod common;
 

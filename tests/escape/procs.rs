@@ -175,8 +175,11 @@ fn setsid_daemon_killed_when_workload_exits() {
     std::thread::sleep(Duration::from_millis(200));
     let alive = procs_named(&marker);
     for p in &alive {
-        // SAFETY: kill takes plain integers; these are the bare control's own daemons.
-        unsafe { libc::kill(*p, libc::SIGKILL) };
+        // Best effort: it may be gone already.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     assert_eq!(
         alive.len(),
@@ -273,8 +276,11 @@ fn sigkill_of_sandbox_run_leaves_nothing() {
     child.wait().unwrap();
     let left = wait_gone(&marker, Duration::from_secs(3));
     for p in &left {
-        // SAFETY: kill the leftovers this test created, so a failure does not leak them.
-        unsafe { libc::kill(*p, libc::SIGKILL) };
+        // Best effort: it may be gone already.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
     assert!(
         left.is_empty(),

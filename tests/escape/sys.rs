@@ -22,9 +22,7 @@ pub fn runs() -> &'static Runs {
     static R: OnceLock<Runs> = OnceLock::new();
     R.get_or_init(|| {
         let key = 0x5e_0000 + (std::process::id() as i32 % 0xffff);
-        // SAFETY: shmget/shmctl with plain integer arguments.
-        let id = unsafe { libc::shmget(key, 4096, libc::IPC_CREAT | 0o666) };
-        assert!(id >= 0, "host shmget: {}", std::io::Error::last_os_error());
+        let shm = crate::support::ffi::HostShm::create(key).expect("host shmget");
         let host_pid = std::process::id();
         let leak = "import os,sys\nfds=[os.open('/etc/hostname',os.O_RDONLY) for _ in range(3)]\nfor f in fds: os.set_inheritable(f,True)\nos.execv(sys.argv[1],sys.argv[1:])";
         let mut c = Command::new(runtime("python3"));
@@ -53,8 +51,7 @@ pub fn runs() -> &'static Runs {
             .env("SECRET_TOKEN", SECRET)
             .output()
             .expect("spawn bare probe");
-        // SAFETY: remove our segment.
-        unsafe { libc::shmctl(id, libc::IPC_RMID, std::ptr::null_mut()) };
+        drop(shm);
         assert!(bare_out.status.success(), "bare sys probe failed: {}", show(&bare_out));
         Runs {
             sandbox,

@@ -2,6 +2,9 @@
 //! probe group in the sandbox and bare, and parses its JSON lines.
 #![allow(dead_code)]
 
+#[allow(unsafe_code)]
+pub mod ffi;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

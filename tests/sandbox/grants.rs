@@ -4,14 +4,15 @@
 //! descriptor (`--grant-read-fd`, `--grant-write-fd`). Real `sandbox-run`, real kernel.
 
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 
 use crate::common::SANDBOX_RUN;
 
@@ -38,17 +39,15 @@ impl Racer {
         let handle = std::thread::spawn(move || {
             let mut swaps = 0;
             while !s.load(Ordering::Relaxed) {
-                // SAFETY: renameat2 with two valid paths; RENAME_EXCHANGE swaps them atomically.
-                let r = unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                // RENAME_EXCHANGE swaps the two atomically.
+                renameat2(
+                    AT_FDCWD,
+                    a.as_c_str(),
+                    AT_FDCWD,
+                    b.as_c_str(),
+                    RenameFlags::RENAME_EXCHANGE,
+                )
+                .expect("renameat2");
                 swaps += 1;
             }
             swaps
@@ -134,38 +133,22 @@ fn a_symlink_swapped_in_during_the_launch_never_shows_the_outside() {
     assert!(swaps > 1000, "the racer barely ran ({swaps} swaps)");
 }
 
-/// Makes the child inherit each `(fd, at)`: `fd` appears at number `at` without close-on-exec.
-/// Sources are first copied above 100, so a source sitting at another pair's target survives.
-fn inherit(c: &mut Command, pairs: &[(&OwnedFd, i32)]) {
-    let pairs: Vec<(i32, i32)> = pairs.iter().map(|(f, at)| (f.as_raw_fd(), *at)).collect();
-    // SAFETY: fcntl and dup2 are async-signal-safe; this runs in the child between fork and
-    // exec, on descriptors the child inherited.
-    unsafe {
-        c.pre_exec(move || {
-            let mut high = Vec::new();
-            for (fd, _) in &pairs {
-                let h = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
-                if h < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                high.push(h);
-            }
-            for (h, (_, at)) in high.iter().zip(&pairs) {
-                if libc::dup2(*h, *at) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
-    }
+/// Runs `c` to its end with each `(fd, at)` open in it at number `at` (the library's own
+/// spawn for descriptors at fixed numbers, which the MCP server uses too), output captured.
+fn output_inheriting(mut c: Command, pairs: &[(&OwnedFd, i32)]) -> Output {
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let pairs: Vec<_> = pairs.iter().map(|(f, at)| (f.as_fd(), *at)).collect();
+    code_executor::sys::spawn_with_fds(c, &pairs, None)
+        .expect("spawn sandbox-run")
+        .wait_with_output()
+        .expect("wait for sandbox-run")
 }
 
 /// Runs sandbox-run with `fd` inherited at number `at`, plus `args`.
 fn run_with_fd(fd: &OwnedFd, at: i32, args: &[&str]) -> Output {
     let mut c = Command::new(SANDBOX_RUN);
     c.args(args).stdin(Stdio::null());
-    inherit(&mut c, &[(fd, at)]);
-    c.output().expect("spawn sandbox-run")
+    output_inheriting(c, &[(fd, at)])
 }
 
 fn text(out: &Output) -> (String, String) {
@@ -244,8 +227,7 @@ fn a_descriptor_grant_can_be_writable_and_can_be_a_file() {
         &script,
     ])
     .stdin(Stdio::null());
-    inherit(&mut c, &[(&dir_fd, 6), (&file_fd, 7)]);
-    let out = c.output().expect("spawn");
+    let out = output_inheriting(c, &[(&dir_fd, 6), (&file_fd, 7)]);
     let (stdout, stderr) = text(&out);
     // /etc/app.txt is not granted: cat fails there, which proves a grant's inside path is
     // where it appears, and nowhere else.

@@ -3,9 +3,9 @@
 
 use std::process::{Command, Output, Stdio};
 
+use crate::common::*;
 use code_executor::report::{LimitHit, RunStatus};
 use code_executor::RunReport;
-use crate::common::*;
 
 /// Runs `sandbox-run ARGS` with descriptor 3 open on a file (through the shell, the way any
 /// caller hands a descriptor down), returns the output and the raw text written to fd 3.

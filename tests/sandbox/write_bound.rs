@@ -26,8 +26,7 @@ fn need_root() {
 }
 
 fn nix_is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+    nix::unistd::geteuid().is_root()
 }
 
 /// A file system mounted on a temp directory, unmounted (and its loop device freed) on drop.

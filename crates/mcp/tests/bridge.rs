@@ -2,6 +2,8 @@
 //! servers (our `examples/test_upstream.rs`, which can crash, hang and fail on request, and
 //! `@modelcontextprotocol/server-everything`) through the real server, with every fault.
 
+#![forbid(unsafe_code)]
+
 mod bridge_support;
 mod mcp_support;
 

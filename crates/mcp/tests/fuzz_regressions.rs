@@ -6,6 +6,8 @@
 //! it (`scripts/fuzz.sh` prints how), then add a test calling `checks::<target>(b"...")` with
 //! the minimized bytes.
 
+#![deny(unsafe_code)]
+
 use std::path::PathBuf;
 
 #[path = "../../../fuzz/src/checks.rs"]

@@ -3,6 +3,8 @@
 //!
 //! One test binary with a module per concern, so the server crate is linked once.
 
+#![forbid(unsafe_code)]
+
 mod mcp_support;
 
 #[path = "server/config.rs"]

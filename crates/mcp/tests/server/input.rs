@@ -386,17 +386,15 @@ async fn a_symlink_swapped_in_never_grants_the_outside() {
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                // SAFETY: renameat2 with two valid C paths; RENAME_EXCHANGE swaps them atomically.
-                let r = unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    )
-                };
-                assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
+                // RENAME_EXCHANGE swaps the two atomically.
+                nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    a.as_c_str(),
+                    nix::fcntl::AT_FDCWD,
+                    b.as_c_str(),
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                )
+                .expect("renameat2");
                 swaps += 1;
             }
             swaps

@@ -357,27 +357,40 @@ impl LimitHit {
 }
 
 impl RunReport {
-    /// The report of a request refused before any launch.
-    pub fn usage_error(command: Vec<String>, message: String, exit_code: i32) -> RunReport {
+    /// A report of a run that has not started (yet): nothing measured, nothing hit. The one
+    /// place that lists every field, so a new field cannot be forgotten by one caller.
+    pub(crate) fn unstarted(
+        command: Vec<String>,
+        status: RunStatus,
+        sandbox_exit_code: i32,
+    ) -> RunReport {
         RunReport {
             version: 2,
             command,
             program: String::new(),
             policy: String::new(),
-            status: RunStatus::UsageError,
+            status,
             exit_code: None,
             signal: None,
-            sandbox_exit_code: exit_code,
+            sandbox_exit_code,
             wall_time_ms: 0.0,
             cpu_time_ms: 0.0,
             peak_memory_bytes: 0,
             cpu_throttling: None,
             limit_hit: None,
             error: None,
-            usage_error: Some(message),
+            usage_error: None,
             layers: None,
             degraded: vec![],
             network: vec![],
+        }
+    }
+
+    /// The report of a request refused before any launch.
+    pub fn usage_error(command: Vec<String>, message: String, exit_code: i32) -> RunReport {
+        RunReport {
+            usage_error: Some(message),
+            ..RunReport::unstarted(command, RunStatus::UsageError, exit_code)
         }
     }
 

@@ -638,25 +638,14 @@ impl Prepared {
         network: Vec<ConnectionDecision>,
     ) -> RunReport {
         let mut layers = self.layers.clone();
+        // Setup failed until the launch's outcome says otherwise.
         let mut report = RunReport {
-            version: 2,
-            command: self.command_line.clone(),
             program: self.resolved.program.display().to_string(),
             policy: self.policy.name.clone(),
-            status: RunStatus::SetupFailed,
-            exit_code: None,
-            signal: None,
-            sandbox_exit_code: 125,
-            wall_time_ms: 0.0,
-            cpu_time_ms: 0.0,
-            peak_memory_bytes: 0,
-            cpu_throttling: None,
-            limit_hit: None,
-            error: None,
-            usage_error: None,
             layers: Some(layers.clone()),
             degraded: layers.cpu.degraded_line().into_iter().collect(),
             network,
+            ..RunReport::unstarted(self.command_line.clone(), RunStatus::SetupFailed, 125)
         };
         let out = match result {
             Ok(o) => o,

@@ -140,6 +140,42 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
     std::fs::write(path, value).map_err(|e| format!("write {value:?} to {}: {e}", path.display()))
 }
 
+/// Makes `controllers` available to the runs' directories under `root`: a v2 controller is only
+/// in a cgroup whose parent lists it in `cgroup.subtree_control`, so it is enabled at the root
+/// (systemd has done that already; a bare cgroup2 mount has not) and in our parent directory,
+/// which is made first (on the first run after boot it does not exist yet). Without this the
+/// run's directory has no `memory.max`, and the error said "Permission denied", which misled.
+fn enable_v2(root: &Path, controllers: &[&str]) -> Result<(), String> {
+    let parent = root.join(PARENT);
+    match std::fs::create_dir(&parent) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cgroup v2: mkdir {}: {e}", parent.display())),
+    }
+    let value = controllers
+        .iter()
+        .map(|c| format!("+{c}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for dir in [root, parent.as_path()] {
+        let file = dir.join("cgroup.subtree_control");
+        let enabled = std::fs::read_to_string(&file).unwrap_or_default();
+        if controllers
+            .iter()
+            .all(|c| enabled.split_whitespace().any(|e| e == *c))
+        {
+            continue; // already there: no write, which a delegated non-root caller could not do
+        }
+        write(&file, &value).map_err(|e| {
+            format!(
+                "cgroup v2: cannot enable the {} controller(s) for child cgroups: {e}",
+                controllers.join(", ")
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn read_u64(path: &Path) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -266,10 +302,7 @@ impl RunCgroup {
         let Some(root) = Self::v2_roots_with(&["memory", "pids"]).into_iter().next() else {
             return Err("cgroup v2: no hierarchy with both memory and pids controllers".into());
         };
-        let _ = write(
-            &root.join(PARENT).join("cgroup.subtree_control"),
-            "+memory +pids",
-        );
+        enable_v2(root, &["memory", "pids"])?;
         let dir = self.run_dir(root, run_id, "cgroup v2")?;
         let set = (|| {
             write(&dir.join("memory.max"), &req.memory.to_string())?;
@@ -329,7 +362,7 @@ impl RunCgroup {
         let Some(root) = Self::v2_roots_with(&["cpu"]).into_iter().next() else {
             return Err("cgroup v2: no hierarchy with the cpu controller".into());
         };
-        let _ = write(&root.join(PARENT).join("cgroup.subtree_control"), "+cpu");
+        enable_v2(root, &["cpu"])?;
         let dir = self.run_dir(root, run_id, "cgroup v2")?;
         let value = format!("{} {}", quota.quota_us, quota.period_us);
         let set = write(&dir.join("cpu.max"), &value).and_then(|()| {

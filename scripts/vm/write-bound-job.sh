@@ -1,0 +1,74 @@
+#!/bin/bash
+# The guest side of scripts/vm-write-bound.sh, run as root by scripts/vm/guest-init.sh with
+# SANDBOX_RUN, TEST_BIN and TEST_FILTER from /job/env. Results go to /job/out, one file per
+# fact, for the host to summarise:
+#   quota-config     the kernel's CONFIG_QUOTA / CONFIG_QFMT_V2 lines
+#   modules          what modprobe said for loop and quota_v2
+#   prjquota         whether an ext4 with -O quota,project mounts with -o prjquota here
+#   doctor.txt/.rc   `sandbox-run doctor`
+#   tests.log/.rc    the test binary filtered to $TEST_FILTER
+#   writer.*         the project-quota writer of the test, run directly so its output is kept
+#                    (the test itself prints nothing when it passes)
+set -u
+out=/job/out
+
+# Loop devices for the tests' ext4 images; quota_v2 for ext4's quota inodes (the kernel would
+# request it itself, loading it first makes a missing module visible here).
+{
+  for m in loop quota_v2; do
+    if modprobe "$m" 2>&1; then echo "$m: loaded"; else echo "$m: modprobe failed"; fi
+  done
+} >"$out/modules" 2>&1
+grep -E '^(# )?CONFIG_(QUOTA|QFMT_V2)( |=)' "/boot/config-$(uname -r)" >"$out/quota-config" 2>&1 || true
+echo "vm-job: $(tr '\n' ' ' <"$out/quota-config")"
+
+# Preflight: an ext4 with project quotas on a loop file, mounted with prjquota, as the test
+# makes its own. A failure here explains a skip before the tests run.
+img=/tmp/prjquota.img
+mnt=/mnt/prjquota
+mkdir -p "$mnt"
+truncate -s 64M "$img"
+if mkfs.ext4 -q -F -I 256 -O quota,project "$img" &&
+  mount -o loop,prjquota "$img" "$mnt" 2>"$out/prjquota.err"; then
+  echo "mounted: $(quotaon -Pp "$mnt" 2>&1 | head -1)" >"$out/prjquota"
+else
+  echo "failed: $(cat "$out/prjquota.err")" >"$out/prjquota"
+fi
+echo "vm-job: prjquota $(cat "$out/prjquota")"
+
+echo "vm-job: sandbox-run doctor"
+rc=0
+"$SANDBOX_RUN" doctor >"$out/doctor.txt" 2>&1 || rc=$?
+echo "$rc" >"$out/doctor.rc"
+sed 's/^/vm-job: doctor: /' "$out/doctor.txt"
+
+echo "vm-job: $TEST_BIN $TEST_FILTER --test-threads=1 --nocapture"
+RUST_BACKTRACE=1 "$TEST_BIN" "$TEST_FILTER" --test-threads=1 --nocapture 2>&1 | tee "$out/tests.log"
+rc=${PIPESTATUS[0]}
+echo "$rc" >"$out/tests.rc"
+
+# The writer of a_project_quota_bounds_the_total..., as the test runs it: 5 MB into a 1M bound
+# on a prjquota ext4. Its stdout and report are what the test checks but never prints.
+if mountpoint -q "$mnt"; then
+  grant=$mnt/grant
+  mkdir -p "$grant"
+  chmod 777 "$grant"
+  writer="import errno
+f = open('$grant/big', 'wb')
+n = 0
+try:
+    for _ in range(80):
+        f.write(b'x' * 65536); f.flush(); n += 65536
+    import os; os.fsync(f.fileno())
+    print('wrote', n)
+except OSError as e:
+    print('stopped', n, errno.errorcode[e.errno])"
+  rc=0
+  (cd / && "$SANDBOX_RUN" --allow-write "$grant" --write-limit 1M --report "$out/writer-report.json" \
+    -- python3 -c "$writer" >"$out/writer.out" 2>"$out/writer.err") || rc=$?
+  echo "$rc" >"$out/writer.rc"
+  echo "vm-job: writer (exit $rc): $(cat "$out/writer.out")"
+  du -sb "$grant" >"$out/writer.du" 2>&1 || true
+  umount "$mnt" || true
+fi
+exit 0

@@ -66,6 +66,22 @@ impl Run {
     }
 }
 
+/// Runs `sandbox-run FLAG=VALUE -- /bin/true` for each bad value: each must exit with `code`
+/// and a message that names both the flag and the value it refused (`=` so that a value such as
+/// `-1` is not taken for an option).
+pub fn each_bad_value_is_named(flag: &str, bad_values: &[&str], code: i32) {
+    for bad in bad_values {
+        let arg = format!("{flag}={bad}");
+        let run = sandbox(&[&arg, "--", "/bin/true"]);
+        assert_eq!(run.code, code, "{arg:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(flag) && run.stderr.contains(bad),
+            "{arg:?}: the message names neither the flag nor the value: {}",
+            run.stderr
+        );
+    }
+}
+
 /// Runs `sandbox-run ARGS` with a report file; `args` include `--` and the command.
 pub fn sandbox(args: &[&str]) -> Run {
     sandbox_in(args, None)

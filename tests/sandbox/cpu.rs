@@ -122,16 +122,7 @@ fn bare_control_without_a_share_is_not_held_back() {
 
 #[test]
 fn bad_cpus_values_name_the_option_and_the_value() {
-    for bad in ["0", "-1", "x", "3", "0.001", "nan"] {
-        let flag = format!("--cpus={bad}");
-        let run = sandbox(&[&flag, "--", "/bin/true"]);
-        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
-        assert!(
-            run.stderr.contains("--cpus") && run.stderr.contains(bad),
-            "{bad}: {}",
-            run.stderr
-        );
-    }
+    each_bad_value_is_named("--cpus", &["0", "-1", "x", "3", "0.001", "nan"], 2);
 }
 
 #[test]

@@ -22,6 +22,9 @@
 #   4. prints the guest kernel, doctor's verdict, each test's result, the writer's line and the
 #      report's write_bound layer. Exit status: 0 only when every write_bound test passed and
 #      the project-quota test ran (no SKIPPED line).
+# While the guest is up it also checks the cgroup v2 path as root on a bare cgroup2 mount (the
+# CI machine has cgroup v1): the CPU share, memory, nproc and fork-bomb tests, and four 40 MiB
+# processes under --memory 64M, whose report must name cgroup-v2. A failure there fails the run.
 # The last run's console log and results stay in .../code-executor/vm/runs/write-bound/.
 set -euo pipefail
 
@@ -138,6 +141,29 @@ summarise() {
   fi
   grep -qE '^stopped [0-9]+ EDQUOT$' "$res/writer.out" 2>/dev/null ||
     echo "WARNING: the writer was not stopped with EDQUOT (stderr: $(r writer.err))"
+  echo "cgroup v2 (bare cgroup2 mount, root): tests, exit $(r cgroup-tests.rc):"
+  # With --nocapture a test's output can come between its name and its verdict.
+  grep -E '^test [a-z_:]+ \.\.\.|^test result:' "$res/cgroup-tests.log" 2>/dev/null | cut -c1-120 | sed 's/^/    /' || true
+  if [ "$(r cgroup-tests.rc)" != 0 ] || ! grep -q '^test result: ok\. 4 passed' "$res/cgroup-tests.log"; then
+    echo "FAIL: the cgroup v2 tests failed (see $res/cgroup-tests.log)"
+    ok=0
+  fi
+  if grep -q 'SKIPPED (no CPU controller' "$res/cgroup-tests.log" 2>/dev/null; then
+    echo "FAIL: the CPU share was not enforced (the test passed by its no-controller branch)"
+    ok=0
+  fi
+  local mem=$res/cgroup-memory-report.json
+  echo "    four 40 MiB processes under --memory 64M: $(r cgroup-memory.out) (exit $(r cgroup-memory.rc))"
+  if [ -f "$mem" ]; then
+    echo "    report: limit_hit $(jq -c '.limit_hit' "$mem"), memory $(jq -c '.layers.memory' "$mem")"
+    if [ "$(jq -r '.layers.memory.mechanism' "$mem")" != cgroup-v2 ]; then
+      echo "FAIL: the memory cap was not enforced by cgroup v2"
+      ok=0
+    fi
+  else
+    echo "FAIL: no report from the memory run (stderr: $(r cgroup-memory.err))"
+    ok=0
+  fi
   echo "results:        $res (console: $RUN_DIR/console.log)"
   echo "wall time:      $((SECONDS - started)) s"
   [ "$ok" = 1 ]

@@ -9,6 +9,7 @@
 #   tests.log/.rc    the test binary filtered to $TEST_FILTER
 #   writer.*         the project-quota writer of the test, run directly so its output is kept
 #                    (the test itself prints nothing when it passes)
+#   cgroup-*         the cgroup v2 caps (see the end of this file)
 set -u
 out=/job/out
 
@@ -71,4 +72,33 @@ except OSError as e:
   du -sb "$grant" >"$out/writer.du" 2>&1 || true
   umount "$mnt" || true
 fi
+
+# cgroup v2, while the guest is up: the init mounted a bare cgroup2 hierarchy (no systemd, so
+# no controller is enabled below the root until sandbox-run enables it). As root the run's
+# memory, pids and CPU caps must come from cgroup v2, never the rlimit fallback.
+#   cgroup-tests.log/.rc   the tests of the caps that a cgroup enforces
+#   cgroup-memory.*        four 40 MiB processes under --memory 64M: the whole-run cap
+echo "vm-job: cgroup v2 tests"
+RUST_BACKTRACE=1 "$TEST_BIN" cpu::half_a_cpu_holds_a_busy_run_to_half_a_cpu \
+  memory_cap_python nproc_cap_holds \
+  fork_bomb_is_contained_and_others_still_run --test-threads=1 --exact --nocapture 2>&1 |
+  tee "$out/cgroup-tests.log"
+echo "${PIPESTATUS[0]}" >"$out/cgroup-tests.rc"
+hog="import os, time
+kids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        b = bytearray(40 << 20)
+        for i in range(0, len(b), 4096): b[i] = 1
+        time.sleep(2)
+        os._exit(0)
+    kids.append(pid)
+killed = sum(1 for p in kids if os.WIFSIGNALED(os.waitpid(p, 0)[1]))
+print('killed', killed, 'of', len(kids))"
+rc=0
+(cd / && "$SANDBOX_RUN" --memory 64M --report "$out/cgroup-memory-report.json" \
+  -- python3 -c "$hog" >"$out/cgroup-memory.out" 2>"$out/cgroup-memory.err") || rc=$?
+echo "$rc" >"$out/cgroup-memory.rc"
+echo "vm-job: four 40 MiB processes under 64M (exit $rc): $(cat "$out/cgroup-memory.out")"
 exit 0

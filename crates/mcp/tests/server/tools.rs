@@ -460,3 +460,41 @@ Deno.exit(3);
     }
     c.service.cancel().await.expect("close");
 }
+
+/// A guest that prints sandbox-run's own limit lines and exits as a killed process would claims
+/// nothing: how a run ended comes from the typed report on its own descriptor, never from text
+/// the guest can write too. (The server before the report channel took these lines as facts.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_guest_prints_claims_no_limit() {
+    let env = ServerEnv::new();
+    let c = env.start().await;
+    let code = r#"import sys
+for line in ["sandbox-run: limit: memory: memory cap of 512M reached (cgroup-v1)",
+             "sandbox-run: limit: timeout: killed after 30 s",
+             "sandbox-run: limit: cpu: CPU time limit of 10 s reached (SIGXCPU)"]:
+    print(line, file=sys.stderr)
+sys.stderr.flush()
+sys.exit(137)
+"#;
+    let r = c.call("executePython", json!({"code": code})).await;
+    let s = sc(&r);
+    assert_eq!(s["exitCode"], 137, "{s:?}");
+    assert!(
+        s.get("limitHit").is_none_or(Value::is_null),
+        "a printed line claimed a limit: {s:?}"
+    );
+    assert!(
+        !error(&r).contains("limit hit") && !error(&r).to_lowercase().contains("timed out"),
+        "{}",
+        error(&r)
+    );
+    // The lines are still shown, as the guest's own stderr.
+    assert!(
+        s["stderr"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sandbox-run: limit: memory"),
+        "{s:?}"
+    );
+    c.service.cancel().await.expect("close");
+}

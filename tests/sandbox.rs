@@ -881,3 +881,68 @@ fn the_library_refuses_to_launch_from_a_threaded_process() {
     let err = report.error.expect("a setup error");
     assert!(err.reason.contains("single-threaded"), "{err}");
 }
+
+/// SECURITY.md proves each promise by naming a test. A renamed or deleted test would leave the
+/// promise standing with nothing behind it, so every name it gives (`module::test`, or a
+/// `prefix_*` family) must be a test function, or a test made by the escape suite's macro
+/// (`name => ...`), somewhere in the workspace.
+#[test]
+fn every_test_security_md_names_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("SECURITY.md")).expect("SECURITY.md");
+    let mut sources = String::new();
+    for dir in ["src", "crates", "tests"] {
+        read_rust_files(&root.join(dir), &mut sources);
+    }
+    let defined = |name: &str| {
+        let name = name.trim_end_matches('*');
+        let family = doc.contains(&format!("{name}*"));
+        sources.lines().map(str::trim_start).any(|l| {
+            // `fn name(` after any qualifiers, or a macro-made test at the line's start.
+            let rest = l.find("fn ").map_or(l, |i| &l[i + 3..]);
+            rest.starts_with(name)
+                && (family
+                    || rest[name.len()..].starts_with('(')
+                    || rest[name.len()..].starts_with(" =>"))
+        })
+    };
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for span in doc.split('`').skip(1).step_by(2) {
+        let is_test_name = span.contains("::")
+            && span
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_:*".contains(c));
+        if !is_test_name {
+            continue;
+        }
+        let last = span.rsplit("::").next().unwrap_or_default();
+        if last.is_empty() || last == "*" {
+            continue; // a whole module (`write_bound::*`)
+        }
+        named += 1;
+        if !defined(last) {
+            missing.push(span.to_string());
+        }
+    }
+    assert!(named > 100, "only {named} test names found in SECURITY.md");
+    assert!(
+        missing.is_empty(),
+        "SECURITY.md names tests that do not exist: {missing:?}"
+    );
+}
+
+fn read_rust_files(dir: &Path, out: &mut String) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            read_rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push_str(&std::fs::read_to_string(&p).unwrap_or_default());
+            out.push('\n');
+        }
+    }
+}

@@ -144,7 +144,7 @@ fn write(path: &Path, value: &str) -> Result<(), String> {
 /// in a cgroup whose parent lists it in `cgroup.subtree_control`, so it is enabled at the root
 /// (systemd has done that already; a bare cgroup2 mount has not) and in our parent directory,
 /// which is made first (on the first run after boot it does not exist yet). Without this the
-/// run's directory has no `memory.max`, and the error said "Permission denied", which misled.
+/// run's directory has no `memory.max`, and writing it fails with a misleading EACCES.
 fn enable_v2(root: &Path, controllers: &[&str]) -> Result<(), String> {
     let parent = root.join(PARENT);
     match std::fs::create_dir(&parent) {

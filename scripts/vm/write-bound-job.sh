@@ -7,8 +7,6 @@
 #   prjquota         whether an ext4 with -O quota,project mounts with -o prjquota here
 #   doctor.txt/.rc   `sandbox-run doctor`
 #   tests.log/.rc    the test binary filtered to $TEST_FILTER
-#   writer.*         the project-quota writer of the test, run directly so its output is kept
-#                    (the test itself prints nothing when it passes)
 #   cgroup-*         the cgroup v2 caps (see the end of this file)
 set -u
 out=/job/out
@@ -32,6 +30,7 @@ truncate -s 64M "$img"
 if mkfs.ext4 -q -F -I 256 -O quota,project "$img" &&
   mount -o loop,prjquota "$img" "$mnt" 2>"$out/prjquota.err"; then
   echo "mounted: $(quotaon -Pp "$mnt" 2>&1 | head -1)" >"$out/prjquota"
+  umount "$mnt"
 else
   echo "failed: $(cat "$out/prjquota.err")" >"$out/prjquota"
 fi
@@ -47,31 +46,6 @@ echo "vm-job: $TEST_BIN $TEST_FILTER --test-threads=1 --nocapture"
 RUST_BACKTRACE=1 "$TEST_BIN" "$TEST_FILTER" --test-threads=1 --nocapture 2>&1 | tee "$out/tests.log"
 rc=${PIPESTATUS[0]}
 echo "$rc" >"$out/tests.rc"
-
-# The writer of a_project_quota_bounds_the_total..., as the test runs it: 5 MB into a 1M bound
-# on a prjquota ext4. Its stdout and report are what the test checks but never prints.
-if mountpoint -q "$mnt"; then
-  grant=$mnt/grant
-  mkdir -p "$grant"
-  chmod 777 "$grant"
-  writer="import errno
-f = open('$grant/big', 'wb')
-n = 0
-try:
-    for _ in range(80):
-        f.write(b'x' * 65536); f.flush(); n += 65536
-    import os; os.fsync(f.fileno())
-    print('wrote', n)
-except OSError as e:
-    print('stopped', n, errno.errorcode[e.errno])"
-  rc=0
-  (cd / && "$SANDBOX_RUN" --allow-write "$grant" --write-limit 1M --report "$out/writer-report.json" \
-    -- python3 -c "$writer" >"$out/writer.out" 2>"$out/writer.err") || rc=$?
-  echo "$rc" >"$out/writer.rc"
-  echo "vm-job: writer (exit $rc): $(cat "$out/writer.out")"
-  du -sb "$grant" >"$out/writer.du" 2>&1 || true
-  umount "$mnt" || true
-fi
 
 # cgroup v2, while the guest is up: the init mounted a bare cgroup2 hierarchy (no systemd, so
 # no controller is enabled below the root until sandbox-run enables it). As root the run's

@@ -323,6 +323,20 @@ fn a_project_quota_bounds_the_total_and_everything_is_restored_after_the_run() {
         out.contains("project quota on ext4"),
         "the report names the mechanism: {out}"
     );
+    // Shown with --nocapture (scripts/vm-write-bound.sh prints it: where this test runs at all
+    // is a guest, and a passing test shows nothing else).
+    let writer = out
+        .lines()
+        .find(|l| l.starts_with("stopped") || l.starts_with("wrote"))
+        .unwrap_or_default();
+    let report: serde_json::Value = out
+        .find('{')
+        .and_then(|i| serde_json::from_str(&out[i..]).ok())
+        .unwrap_or_default();
+    eprintln!(
+        "project quota: the writer said {writer:?}; {added} bytes added; layers.write_bound: {}",
+        report["layers"]["write_bound"]
+    );
     // Restored: the original ids, no PROJINHERIT left, the new file back to 0, no record.
     assert_eq!(project_of(&grant.join("kept")), 7);
     for p in [
